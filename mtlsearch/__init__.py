@@ -1,0 +1,2 @@
+"""mtlsearch: discover what a multi-task network should share between its tasks."""
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""The one interface every architecture-learning strategy implements; the trainer knows no strategy by name."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..backbones import Backbone, get_backbone
+from ..errors import ConfigError
+from ..problems import Problem
+from ..structure.graph import SharingStructure
+
+
+@dataclass
+class EpochContext:
+    """What a strategy may look at when an epoch ends."""
+
+    epoch: int
+    model: nn.Module
+    train_losses: dict[str, float]
+    val: dict[str, Any]
+    epoch_seconds: float
+    log: dict = field(default_factory=dict)
+
+
+class Strategy:
+    """Builds a multi-task model from a problem and a config, shapes its training, reports its structure.
+
+    Models take `forward(x, tasks=None)` and return `{task_name: output}` for the requested tasks.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict] = {}
+
+    def __init__(self, problem: Problem, config: dict | None = None, seed: int = 0):
+        self.problem = problem
+        self.seed = int(seed)
+        self.config = {**self.defaults, **(config or {})}
+        unknown = sorted(set(self.config) - set(self.defaults))
+        if unknown:
+            raise ConfigError(f"unknown {self.name} setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(self.defaults)) or '(none)'}")
+        self.validate()
+
+    # configuration
+    def validate(self) -> None:
+        """Check `self.config`; raise ConfigError naming the bad value and what is valid."""
+
+    def backbone(self, backbone_name: str | None) -> Backbone:
+        return get_backbone(backbone_name, self.problem.input_shape)
+
+    # model
+    def build(self, backbone: Backbone, state: dict | None = None) -> nn.Module:
+        """A fresh model; `state` (from `architecture_state`) rebuilds a changed architecture."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def architecture_state(self) -> dict | None:
+        """JSON-able state that fixes the architecture, for strategies that change it while training."""
+        return None
+
+    # training hooks
+    def batch_tasks(self, rng: np.random.Generator) -> list[str] | None:
+        """Tasks to train on the next batch (None: all)."""
+        return None
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        """Regularisers added to the data terms."""
+        return None
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Schedules (e.g. temperature) after each optimiser step."""
+
+    def end_epoch(self, context: EpochContext) -> nn.Module | None:
+        """Per-epoch discovery (e.g. clustering); return a new model when the architecture changed."""
+        return None
+
+    # results
+    def structure(self, model: nn.Module) -> tuple[SharingStructure, dict[str, torch.Tensor]]:
+        """The discovered sharing structure and the weights that make `freeze` reproduce `model`."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def report(self) -> dict:
+        """Extra results for metrics.json (e.g. a merge history)."""
+        return {}
+
+    def artifacts(self, model: nn.Module, out_dir) -> list[str]:
+        """Write pictures of what the strategy learned; return the file names."""
+        return []
+
+
+def check_range(config: dict, key: str, low: float, high: float = math.inf, *, low_open=False, integer=False) -> None:
+    """Raise ConfigError unless config[key] is a number in the range (NaN is refused)."""
+    value = config[key]
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or (isinstance(value, float) and math.isnan(value)):
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
+    below = value <= low if low_open else value < low
+    if below or value > high:
+        bracket = "(" if low_open else "["
+        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value!r}")
+
+
+def check_choice(config: dict, key: str, valid) -> None:
+    if config[key] not in valid:
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))}, got {config[key]!r}")

@@ -1,0 +1,153 @@
+"""One trainer for every strategy: per-task losses, validation each epoch, best checkpoint, determinism."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..problems import Problem
+from ..problems.data import batches
+from ..strategies.base import EpochContext, Strategy, check_range
+from .evaluate import evaluate
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings every strategy shares (set with --set key=value like a strategy's own)."""
+
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    backbone: str | None = None
+
+    def validate(self) -> None:
+        values = asdict(self)
+        check_range(values, "epochs", 1, integer=True)
+        check_range(values, "batch_size", 1, integer=True)
+        check_range(values, "lr", 0.0, low_open=True)
+        check_range(values, "weight_decay", 0.0)
+        if self.backbone is not None and not isinstance(self.backbone, str):
+            raise ConfigError(f"backbone must be a name, got {self.backbone!r}")
+
+
+def device_for(name: str | None = None) -> torch.device:
+    """CUDA when present, else the CPU (or what the user names)."""
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains `strategy`'s model on `problem`; `fit()` returns the final record and keeps the best model."""
+
+    def __init__(self, problem: Problem, strategy: Strategy, config: TrainConfig, seed: int = 0,
+                 out_dir: str | Path | None = None, quiet: bool = False, device: str | None = None,
+                 on_epoch: Callable[["Trainer", dict], None] | None = None):
+        config.validate()
+        self.problem, self.strategy, self.config, self.seed = problem, strategy, config, seed
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.device = device_for(device)
+        self.on_epoch = on_epoch
+        self.backbone = strategy.backbone(config.backbone)
+        seed_everything(seed)
+        self.model = strategy.build(self.backbone).to(self.device)
+        self.optimizer = self._optimizer()
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch, self.step = 0, 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+
+    @property
+    def column(self) -> dict[str, int]:
+        return {t.name: i for i, t in enumerate(self.problem.tasks)}
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the training set; returns the mean loss per task over the batches it was trained on."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        n_batches = math.ceil(len(self.problem.train) / self.config.batch_size)
+        bar = tqdm(batches(self.problem.train, self.config.batch_size, True, self.generator, self.device),
+                   total=n_batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=self.quiet, leave=False)
+        for x, y in bar:
+            tasks = self.strategy.batch_tasks(self.rng) or self.problem.task_names
+            out = self.model(x, tasks)
+            per_task = {t: self.problem.task(t).loss(out[t], y[:, self.column[t]]) for t in tasks}
+            loss = sum(per_task.values())
+            extra = self.strategy.extra_loss(self.model)
+            if extra is not None:
+                loss = loss + extra
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            self.strategy.after_step(self.model, self.step)
+            for t, value in per_task.items():
+                sums[t] = sums.get(t, 0.0) + float(value.detach())
+                counts[t] = counts.get(t, 0) + 1
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        return {t: sums[t] / counts[t] for t in sums}
+
+    def fit(self) -> dict:
+        """Train for the configured epochs, validating each; the model ends at its best validation epoch."""
+        while self.epoch < self.config.epochs:
+            started = time.perf_counter()
+            losses = self.train_epoch()
+            seconds = time.perf_counter() - started
+            val = evaluate(self.model, self.problem, "val", device=self.device)
+            context = EpochContext(self.epoch, self.model, losses, val, seconds)
+            changed = self.strategy.end_epoch(context)
+            if changed is not None:
+                self.model = changed.to(self.device)
+                self.optimizer = self._optimizer()
+                self.best = None  # the discovered architecture changed: pick the best epoch within the new one
+            self.epoch += 1
+            record = {"epoch": self.epoch, "train_loss": losses, "val_score": val["score"], "val_loss": val["loss"],
+                      "seconds": round(seconds, 4), "params": self.params(), **context.log}
+            self.history.append(record)
+            if self.best is None or val["score"] > self.best["val"]["score"]:
+                self.best = {"epoch": self.epoch, "val": val, "state": self.strategy.architecture_state(),
+                             "weights": copy.deepcopy(self.model.state_dict())}
+            self._log(record)
+            if self.on_epoch:
+                self.on_epoch(self, record)
+        self.model.load_state_dict(self.best["weights"])
+        return self.best
+
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def _log(self, record: dict) -> None:
+        if self.out_dir:
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if not self.quiet:
+            tqdm.write(f"epoch {record['epoch']:>3}  val score {record['val_score']:.4f}  "
+                       f"params {record['params']:,}  {record['seconds']:.1f}s", file=sys.stderr)
