@@ -71,6 +71,10 @@ class Strategy:
         """Regularisers added to the data terms."""
         return None
 
+    def before_step(self, model: nn.Module) -> bool:
+        """Look at the gradients before the optimiser step (e.g. capture them); False skips the batch."""
+        return True
+
     def after_step(self, model: nn.Module, step: int) -> None:
         """Schedules (e.g. temperature) after each optimiser step."""
 

@@ -106,6 +106,8 @@ class Trainer:
                 raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if not self.strategy.before_step(self.model):
+                continue
             self.optimizer.step()
             self.step += 1
             self.strategy.after_step(self.model, self.step)
