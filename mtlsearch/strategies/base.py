@@ -62,6 +62,13 @@ class Strategy:
         """JSON-able state that fixes the architecture, for strategies that change it while training."""
         return None
 
+    def state_dict(self) -> dict:
+        """Training-time state beyond the model (e.g. accumulated statistics), for checkpoint and resume."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
+
     # training hooks
     def batch_tasks(self, rng: np.random.Generator) -> list[str] | None:
         """Tasks to train on the next batch (None: all)."""

@@ -143,6 +143,25 @@ class Trainer:
         self.model.load_state_dict(self.best["weights"])
         return self.best
 
+    def state_dict(self) -> dict:
+        """Everything needed to resume training where it stopped (loadable with weights_only=True)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                "step": self.step, "history": self.history, "best": self.best,
+                "architecture": self.strategy.architecture_state(), "strategy": self.strategy.state_dict(),
+                "rng": json.dumps(self.rng.bit_generator.state), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume from `state_dict()`: rebuilds a changed architecture, then restores weights and counters."""
+        if state["architecture"] is not None:
+            self.model = self.strategy.build(self.backbone, state["architecture"]).to(self.device)
+            self.optimizer = self._optimizer()
+        self.strategy.load_state_dict(state["strategy"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step, self.history, self.best = state["epoch"], state["step"], state["history"], state["best"]
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self.generator.set_state(state["generator"])
+
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
