@@ -1,0 +1,11 @@
+"""The training parameters every space samples: learning rate, epochs and batch size."""
+
+LR = (1e-3, 1e-2)
+EPOCHS = (3, 6)
+BATCH_SIZES = (32, 64, 128)
+
+
+def training(trial) -> dict:
+    return {"lr": trial.suggest_float("lr", *LR, log=True),
+            "epochs": trial.suggest_int("epochs", *EPOCHS),
+            "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES)}
