@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..run import prepare_out_dir, write_json
 from .results import best_per_strategy, draw_pareto, optuna_plots, pareto_front, write_leaderboard
-from .spaces import check_space, load_space
+from .spaces import Overridden, check_space, load_space
 from .trial import cached_problem, export_best, load_state
 
 
@@ -41,6 +41,7 @@ class SearchConfig:
     concurrency: int = 2
     storage: str | None = None
     data_root: str | None = None
+    fixed: dict = field(default_factory=dict)  # settings that override what the space samples (--set)
 
     @property
     def run_dir(self) -> Path:
@@ -70,6 +71,8 @@ def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False
            callbacks: list | None = None) -> dict:
     """Run (or resume) a search and write its results to `config.run_dir`; returns a summary."""
     space = load_space(config.space)
+    if config.fixed:
+        space = Overridden(space, config.fixed)
     problem = cached_problem(config.dataset, config.data_root)
     check_space(space, problem, config.space)
     run_dir = config.run_dir

@@ -24,6 +24,8 @@ def add_commands(sub) -> None:
     s.add_argument("--concurrency", type=int, default=2, help="trials at once")
     s.add_argument("--storage", help="Optuna: an RDB URL shared by several workers (default: a journal file)")
     s.add_argument("--data-root")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a setting for every trial instead of sampling it (e.g. epochs=2)")
     s.add_argument("--resume", metavar="DIR", help="complete an interrupted search in DIR")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--quiet", action="store_true")
@@ -33,6 +35,7 @@ def add_commands(sub) -> None:
 
 def _config(args):
     from ..optuna import parse_objectives
+    from ..settings import parse_sets
     from . import SearchConfig
 
     for flag, value, low in (("--trials", args.trials, 1), ("--concurrency", args.concurrency, 1)):
@@ -46,7 +49,8 @@ def _config(args):
                         objectives=objectives, sampler=args.sampler or ("nsga2" if len(objectives) > 1 else "tpe"),
                         scheduler=None if args.scheduler == "none" else args.scheduler, seed=args.seed,
                         address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                        concurrency=args.concurrency, storage=args.storage, data_root=args.data_root)
+                        concurrency=args.concurrency, storage=args.storage, data_root=args.data_root,
+                        fixed=parse_sets(args.set))
 
 
 def _search(args) -> None:

@@ -46,6 +46,16 @@ def load_space(spec: str) -> Space:
     return module.space
 
 
+class Overridden:
+    """A space whose sampled settings are overridden by fixed ones (`mtlsearch search --set key=value`)."""
+
+    def __init__(self, space: Space, fixed: dict):
+        self.space, self.fixed = space, dict(fixed)
+
+    def __call__(self, trial) -> dict:
+        return {**self.space(trial), **self.fixed}
+
+
 def first_points(space_name: str) -> list[dict]:
     """Try each discovery strategy once first, so every strategy of the `all` space gets a best trial."""
     if space_name != "all":
