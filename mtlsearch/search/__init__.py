@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..run import prepare_out_dir, write_json
 from .results import best_per_strategy, draw_pareto, optuna_plots, pareto_front, write_leaderboard
-from .spaces import Overridden, check_space, load_space
+from .spaces import SpaceRef, check_space
 from .trial import cached_problem, export_best, load_state
 
 
@@ -70,9 +70,7 @@ class Progress:
 def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False, resume: bool = False,
            callbacks: list | None = None) -> dict:
     """Run (or resume) a search and write its results to `config.run_dir`; returns a summary."""
-    space = load_space(config.space)
-    if config.fixed:
-        space = Overridden(space, config.fixed)
+    space = SpaceRef(config.space, config.fixed)
     problem = cached_problem(config.dataset, config.data_root)
     check_space(space, problem, config.space)
     run_dir = config.run_dir

@@ -46,14 +46,23 @@ def load_space(spec: str) -> Space:
     return module.space
 
 
-class Overridden:
-    """A space whose sampled settings are overridden by fixed ones (`mtlsearch search --set key=value`)."""
+class SpaceRef:
+    """A space by its name or file, with fixed settings overriding sampled ones (`search --set key=value`).
 
-    def __init__(self, space: Space, fixed: dict):
-        self.space, self.fixed = space, dict(fixed)
+    It pickles as the reference, not the function, so searcher state with a user's space file can be saved.
+    """
+
+    def __init__(self, spec: str, fixed: dict | None = None):
+        self.spec, self.fixed = spec, dict(fixed or {})
+        self._space: Space | None = None
 
     def __call__(self, trial) -> dict:
-        return {**self.space(trial), **self.fixed}
+        if self._space is None:
+            self._space = load_space(self.spec)
+        return {**self._space(trial), **self.fixed}
+
+    def __getstate__(self):
+        return {"spec": self.spec, "fixed": self.fixed, "_space": None}
 
 
 def first_points(space_name: str) -> list[dict]:

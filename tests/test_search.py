@@ -1,0 +1,119 @@
+"""Searches: a 4-trial Ray search over each space, Optuna pruning, a Pareto front, failures, interrupt and resume."""
+import json
+import os
+import signal
+
+import pytest
+from ray import tune
+
+from mtlsearch.search import SearchConfig, SearchInterrupted, search
+from mtlsearch.search.results import pareto_front
+
+TINY = {"epochs": 1, "batch_size": 128}  # every trial trains one epoch: these tests check the search, not learning
+EXPECTED = {"task_routing": {"task_routing"}, "sfg": {"sfg"}, "selective_sharing": {"selective_sharing"},
+            "baselines": {"single_task", "hard_sharing", "cross_stitch"},
+            "all": {"task_routing", "sfg", "selective_sharing"}}
+
+
+def config(tmp_path, name, **changes):
+    return SearchConfig(**{"out": str(tmp_path), "name": name, "trials": 4, "fixed": dict(TINY), **changes})
+
+
+def leaderboard(run_dir):
+    return (run_dir / "leaderboard.csv").read_text().strip().splitlines()[1:]
+
+
+@pytest.mark.parametrize("space", list(EXPECTED))
+def test_ray_search_over_each_space(ray_session, tmp_path, space):
+    cfg = config(tmp_path, space, space=space, fixed={**TINY, **({"start_epoch": 1} if space == "selective_sharing" else {})})
+    summary = search(cfg, quiet=True)
+    run_dir = cfg.run_dir
+    assert summary["done"] == 4 and summary["failed"] == 0
+    assert len(leaderboard(run_dir)) == 4
+    assert set(summary["best"]) <= EXPECTED[space]
+    if space == "all":  # each discovery strategy is tried first, so each has a best trial
+        assert set(summary["best"]) == EXPECTED["all"]
+    for strategy in summary["best"]:
+        best = run_dir / "best" / strategy
+        for name in ("structure.json", "structure.graphml", "structure.png", "metrics.json", "config.json"):
+            assert (best / name).is_file(), name
+        assert (best / "frozen" / "model.pt2").is_file()
+        assert json.loads((best / "metrics.json").read_text())["test"]["score"] > 0.5
+    assert (run_dir / "pareto.png").is_file() and (run_dir / "leaderboard.md").is_file()
+
+
+def write_space(tmp_path, body: str):
+    path = tmp_path / "my_space.py"
+    path.write_text(body)
+    return str(path)
+
+
+def test_optuna_study_prunes_hopeless_trials(tmp_path):
+    space = write_space(tmp_path, (
+        "def space(trial):\n"
+        "    return {'strategy': 'hard_sharing', 'epochs': 4, 'batch_size': 128,\n"
+        "            'lr': trial.suggest_categorical('lr', [3e-3, 1e-7])}\n"))
+    cfg = config(tmp_path, "pruning", space=space, backend="optuna", sampler="random", trials=8, fixed={})
+    summary = search(cfg, quiet=True)
+    rows = [r.split(",") for r in leaderboard(cfg.run_dir)]
+    pruned = [r for r in rows if r[2] == "pruned"]
+    assert summary["stopped"] == len(pruned) >= 1
+    assert all("1e-07" in ",".join(r) for r in pruned)  # only the learning rate that cannot learn gets pruned
+    assert (cfg.run_dir / "optuna.journal").is_file()
+
+
+def test_multi_objective_front_has_no_dominated_point(ray_session, tmp_path):
+    cfg = config(tmp_path, "front", space="baselines", objectives=["score", "params"], sampler="nsga2", trials=5)
+    summary = search(cfg, quiet=True)
+    front = json.loads((cfg.run_dir / "pareto.json").read_text())
+    assert front and summary["pareto"] == [p["trial"] for p in front]
+    for p in front:
+        for q in front:
+            assert not (q["val_score"] >= p["val_score"] and q["params"] <= p["params"] and q != p
+                        and (q["val_score"] > p["val_score"] or q["params"] < p["params"]))
+
+
+def test_pareto_front_leaves_out_stopped_and_dominated_trials():
+    records = [{"trial": "a", "status": "done", "val_score": 0.9, "params": 10},
+               {"trial": "b", "status": "done", "val_score": 0.95, "params": 20},
+               {"trial": "c", "status": "done", "val_score": 0.85, "params": 30},  # dominated by a
+               {"trial": "d", "status": "stopped", "val_score": 0.99, "params": 5}]  # ASHA-stopped: not eligible
+    assert [r["trial"] for r in pareto_front(records)] == ["a", "b"]
+
+
+def test_failed_trial_is_recorded_and_the_search_goes_on(ray_session, tmp_path):
+    space = write_space(tmp_path, (
+        "def space(trial):\n"
+        "    lr = trial.suggest_categorical('lr_kind', ['good', 'diverges'])\n"
+        "    return {'strategy': 'hard_sharing', 'lr': 3e-3 if lr == 'good' else 1e30}\n"))
+    cfg = config(tmp_path, "failing", space=space, sampler="random", trials=6)
+    summary = search(cfg, quiet=True)
+    assert summary["failed"] >= 1 and summary["done"] >= 1 and summary["done"] + summary["failed"] == 6
+    failed = [r for r in leaderboard(cfg.run_dir) if ",failed," in r]
+    assert all("TrainingDiverged" in r or "loss became" in r for r in failed)
+
+
+class InterruptAfter(tune.Callback):
+    """Presses Ctrl-C (SIGINT to this process) once `n` trials have finished."""
+
+    def __init__(self, n):
+        self.n, self.finished = n, 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.finished += 1
+        if self.finished == self.n:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_search_resumes_without_repeating_finished_trials(ray_session, tmp_path):
+    cfg = config(tmp_path, "interrupted", space="baselines", concurrency=1, fixed={**TINY, "epochs": 2})
+    with pytest.raises(SearchInterrupted, match="--resume"):
+        search(cfg, quiet=True, callbacks=[InterruptAfter(2)])
+    results = sorted(cfg.run_dir.glob("ray/*/result.json"))
+    finished = {p: p.read_text() for p in results if len(p.read_text().splitlines()) == 2}
+    assert len(finished) >= 2
+    summary = search(cfg, quiet=True, resume=True)
+    assert summary["done"] == 4
+    assert len(list(cfg.run_dir.glob("ray/*/result.json"))) == 4
+    for path, text in finished.items():
+        assert path.read_text() == text  # a finished trial was not trained again
