@@ -130,6 +130,7 @@ class Trainer:
                 self.model = changed.to(self.device)
                 self.optimizer = self._optimizer()
                 self.best = None  # the discovered architecture changed: pick the best epoch within the new one
+                val = evaluate(self.model, self.problem, "val", device=self.device)  # score what is kept
             self.epoch += 1
             record = {"epoch": self.epoch, "train_loss": losses, "val_score": val["score"], "val_loss": val["loss"],
                       "seconds": round(seconds, 4), "params": self.params(), **context.log}

@@ -1,0 +1,134 @@
+"""Selective Sharing bench on digits: every ratio the issue asks for, measured in one run and printed.
+
+    python bench/selective_sharing.py [--quick] [--epochs N] [--seed S] [--threads T]
+
+Torch runs with one intra-op thread by default (--threads to change): on a shared machine several threads
+fighting for cores make single timings swing tenfold, and every number here is a ratio anyway.
+
+1. factorisation + clustering time / the epoch's training time (target <= 5%), per clustering epoch;
+2. gradient capture (the before_step hook) time / a plain training step's time (target <= 10%);
+3. epoch time and parameter count after merging / before (the paper: both fall as branches merge).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mtlsearch.problems import load_problem  # noqa: E402
+from mtlsearch.problems.data import batches  # noqa: E402
+from mtlsearch.strategies.selective_sharing import SelectiveSharing  # noqa: E402
+from mtlsearch.strategies.selective_sharing.capture import BranchGradients, gradients_finite  # noqa: E402
+from mtlsearch.strategies.selective_sharing.merging import branch_nodes  # noqa: E402
+from mtlsearch.structure.network import module_key  # noqa: E402
+from mtlsearch.training import TrainConfig, Trainer, evaluate  # noqa: E402
+
+
+def train_step(model, optimizer, problem, x, y) -> None:
+    """The trainer's step without the strategy hook: forward, per-task losses, backward, update."""
+    out = model(x)
+    loss = sum(task.loss(out[task.name], y[:, i]) for i, task in enumerate(problem.tasks))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def capture_overhead(problem, seed: int, steps: int) -> dict[str, float]:
+    """Median seconds of a plain training step, of the whole before_step hook (non-finite check + capture)
+    and of its two parts, on a fresh unmerged model with capture on; the timings take turns step by step."""
+    strategy = SelectiveSharing(problem, {"criterion": "similarity"}, seed)
+    backbone = strategy.backbone(None)
+    model = strategy.build(backbone)
+    capture = BranchGradients([module_key(branch_nodes([task], backbone)[0]) for task in problem.task_names])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    data = list(batches(problem.train, 64, True, torch.Generator().manual_seed(0)))
+    parts = {"step": lambda x, y: train_step(model, optimizer, problem, x, y),
+             "hook": lambda x, y: strategy.before_step(model),
+             "check": lambda x, y: gradients_finite(model), "sums": lambda x, y: capture.add(model)}
+    times = {name: [] for name in parts}
+    for i in range(steps):
+        x, y = data[i % len(data)]
+        for name, part in parts.items():
+            times[name].append(median_seconds(lambda: part(x, y), 1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def epoch_seconds(problem, models: list, repeats: int) -> list[float]:
+    """Median time of one plain training pass over the training set, per model, the models taking turns."""
+    runs = []
+    for model in models:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.train()
+        runs.append(lambda model=model, optimizer=optimizer: [
+            train_step(model, optimizer, problem, x, y)
+            for x, y in batches(problem.train, 64, True, torch.Generator().manual_seed(0))])
+    times = [[] for _ in models]
+    for _ in range(repeats):
+        for run, seconds in zip(runs, times):
+            seconds.append(median_seconds(run, 1))
+    return [statistics.median(t) for t in times]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and timing repeats (about a minute)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default 8, quick 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    epochs = args.epochs or (4 if args.quick else 8)
+    steps, repeats = (60, 3) if args.quick else (200, 5)
+
+    problem = load_problem("digits")
+    hook = capture_overhead(problem, args.seed, steps)
+    strategy = SelectiveSharing(problem, {"criterion": "similarity"}, args.seed)
+    trainer = Trainer(problem, strategy, TrainConfig(epochs=epochs), seed=args.seed, quiet=True)
+    before = copy.deepcopy(trainer.model)
+    params_before = trainer.params()
+    best = trainer.fit()
+    test = evaluate(trainer.model, problem, "test", device=trainer.device)
+
+    print(f"selective_sharing on digits, similarity, {epochs} epochs, seed {args.seed}, {args.threads} thread(s): "
+          f"test score {test['score']:.4f}, best epoch {best['epoch']}, lock epoch {strategy.lock_epoch}")
+    print(f"final groups: {strategy.groups}")
+    shares = []
+    for h in strategy.history:
+        if h["clustered"]:
+            shares.append(h["analysis_seconds"] / h["epoch_seconds"])
+            print(f"  epoch {h['epoch']}: factorisation + clustering {h['analysis_seconds'] * 1e3:.1f} ms, "
+                  f"epoch {h['epoch_seconds']:.3f} s, ratio {shares[-1]:.4f}, branches {h['branches']}")
+    print(f"ratio factorisation+clustering / epoch time: median {statistics.median(shares):.4f}, "
+          f"max {max(shares):.4f} (target <= 0.05)")
+    print(f"ratio gradient capture / training step: {hook['hook'] / hook['step']:.4f} (target <= 0.10; "
+          f"hook {hook['hook'] * 1e3:.3f} ms = non-finite check {hook['check'] * 1e3:.3f} ms + running sums "
+          f"{hook['sums'] * 1e3:.3f} ms; step {hook['step'] * 1e3:.2f} ms)")
+
+    after = copy.deepcopy(trainer.model)
+    seconds_before, seconds_after = epoch_seconds(problem, [before, after], repeats)
+    params_after = trainer.params()
+    print(f"ratio epoch time after / before merging: {seconds_after / seconds_before:.4f} "
+          f"({seconds_after:.3f} s / {seconds_before:.3f} s, {len(problem.tasks)} -> {len(strategy.groups)} branches)")
+    print(f"ratio parameters after / before merging: {params_after / params_before:.4f} "
+          f"({params_after:,} / {params_before:,}; before = hard sharing with independent branches)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
