@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import UserError
 
@@ -39,6 +40,54 @@ def _strategies(args) -> None:
         print(f"{name:<18} {cls.description}  [{settings}]")
 
 
+def _task_list(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _export(args) -> None:
+    from .run import prepare_out_dir
+    from .structure.frozen import find_frozen, load_frozen, save_frozen
+    from .structure.views import total_params
+
+    source = find_frozen(args.run_dir)
+    tasks = _task_list(args.tasks)
+    model = load_frozen(source, tasks)
+    name = "frozen_" + ("+".join(model.task_names) if tasks else "all")
+    out = prepare_out_dir(args.out or Path(args.run_dir) / name, args.overwrite)
+    save_frozen(model, out)
+    print(f"frozen model for {', '.join(model.task_names)}: {total_params(model.structure):,} parameters; "
+          f"written to {out}")
+
+
+def _retrain(args) -> None:
+    from .retrain import retrain_run
+    from .settings import parse_sets
+
+    metrics = retrain_run(args.run_dir, args.out, epochs=args.epochs, mode="finetune" if args.finetune else "scratch",
+                          seed=args.seed, settings=parse_sets(args.set), dataset=args.dataset,
+                          data_root=args.data_root, download=args.download, overwrite=args.overwrite,
+                          quiet=args.quiet, device=args.device)
+    print(f"{metrics['strategy']} structure retrained ({metrics['retrain']['mode']}) on {metrics['dataset']}: "
+          f"test score {metrics['test']['score']:.4f}, {metrics['params']:,} parameters, "
+          f"{metrics['train_seconds']:.1f}s; results in {args.out}")
+
+
+def _show(args) -> None:
+    from .structure.graph import SharingStructure
+    from .structure.views import summary
+
+    path = Path(args.path)
+    if path.suffix == ".graphml":
+        structure = SharingStructure.load_graphml(path)
+    elif path.suffix == ".json" or (path / "structure.json").is_file():
+        structure = SharingStructure.load_json(path if path.suffix == ".json" else path / "structure.json")
+    else:
+        from .structure.frozen import find_frozen
+
+        structure = SharingStructure.load_json(find_frozen(path, need_weights=False) / "structure.json")
+    print(summary(structure))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtlsearch", description="Discover what a multi-task network should share.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -55,11 +104,34 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
     t.set_defaults(run=_train)
+    e = sub.add_parser("export", help="write a frozen model (torch.export program + weights) of some tasks")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a train/retrain output or a frozen-model directory")
+    e.add_argument("--tasks", help="comma-separated task names (default: all); only their blocks are kept")
+    e.add_argument("--out", help="output directory (default: RUN_DIR/frozen_<tasks>)")
+    e.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    e.set_defaults(run=_export)
+    r = sub.add_parser("retrain", help="retrain a run's frozen structure from scratch or fine-tune its weights")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a directory holding structure.json (+ weights.safetensors)")
+    r.add_argument("--epochs", type=int, required=True)
+    mode = r.add_mutually_exclusive_group()
+    mode.add_argument("--from-scratch", action="store_true", help="fresh initialisation (the default)")
+    mode.add_argument("--finetune", action="store_true", help="start from the saved weights")
+    r.add_argument("--out", required=True)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a trainer setting (lr, batch_size, ...)")
+    r.add_argument("--dataset", help="the dataset (default: the one in RUN_DIR's config.json)")
+    r.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--data-root", help="where torchvision datasets are read from")
+    r.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    r.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    r.set_defaults(run=_retrain)
+    w = sub.add_parser("show", help="print a structure's summary: parameters per task, sharing per layer, groups")
+    w.add_argument("path", metavar="RUN_DIR", help="a run or frozen-model directory, or a structure .json/.graphml")
+    w.set_defaults(run=_show)
     sub.add_parser("datasets", help="list the datasets").set_defaults(run=_datasets)
     sub.add_parser("strategies", help="list the strategies and their settings").set_defaults(run=_strategies)
     return p
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,11 +49,17 @@ def train_run(dataset: str, strategy: str, out: str | Path, *, epochs: int | Non
               "strategy_config": learner.config, "data_root": data_root}
     write_json(out / "config.json", config)
     trainer = Trainer(problem, learner, train_config, seed=seed, out_dir=out, quiet=quiet, device=device)
+    return fit_and_write(out, trainer, {"strategy": strategy, "dataset": dataset, "seed": seed})
+
+
+def fit_and_write(out: Path, trainer: Trainer, header: dict) -> dict:
+    """Fit, test the best model, write metrics.json (`header` first), checkpoint.pt and the exported structure."""
+    problem, learner = trainer.problem, trainer.strategy
     started = time.perf_counter()
     best = trainer.fit()
     seconds = time.perf_counter() - started
     test = evaluate(trainer.model, problem, "test", device=trainer.device)
-    metrics = {"strategy": strategy, "dataset": dataset, "seed": seed, "params": trainer.params(),
+    metrics = {**header, "params": trainer.params(),
                "best_epoch": best["epoch"], "train_seconds": round(seconds, 3), "val": best["val"], "test": test,
                **learner.report(), "history": trainer.history}
     write_json(out / "metrics.json", metrics)

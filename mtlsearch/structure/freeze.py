@@ -37,10 +37,10 @@ def restrict_weights(full: SharingStructure, sub: SharingStructure, weights: dic
 
 def freeze(structure: SharingStructure, weights: dict | None = None, tasks: list[str] | None = None) -> BlockNetwork:
     """A plain nn.Module running each task through exactly its blocks; fresh init unless `weights` are given."""
-    sub = structure.restrict(tasks) if tasks else structure
+    sub = structure.restrict(tasks) if tasks is not None else structure  # [] is refused, not taken as "all"
     model = BlockNetwork(sub)
     if weights is not None:
-        if tasks:
+        if tasks is not None:
             weights = restrict_weights(structure, sub, weights)
         load_weights(model, weights)
     return model

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import networkx as nx
 
+from ..backbones.layers import ACTIVATIONS
 from ..errors import UserError
+from ..problems.tasks import TASK_TYPES
 
 NODE_KEYS = ("layer", "kind", "tasks", "width", "params", "shape", "op")
 EDGE_KEYS = ("tasks", "slot", "params")
@@ -105,7 +107,8 @@ class SharingStructure:
         keep = set(tasks)
         g = self.graph
         types = {t["name"]: t for t in g.graph["task_types"]}
-        sub = nx.DiGraph(**{**g.graph, "task_names": [t for t in self.task_names if t in keep],
+        attrs = {k: v for k, v in g.graph.items() if k != "metrics"}  # the full model's metrics do not apply
+        sub = nx.DiGraph(**{**attrs, "task_names": [t for t in self.task_names if t in keep],
                             "task_types": [types[t] for t in self.task_names if t in keep]})
         for node, data in g.nodes(data=True):
             if keep & set(data["tasks"]):
@@ -197,7 +200,8 @@ def _encode_for_graphml(g: nx.DiGraph) -> nx.DiGraph:
 
 def _decode_from_graphml(g: nx.DiGraph, where: str) -> nx.DiGraph:
     try:
-        h = nx.DiGraph(**_decode(g.graph))
+        attrs = {k: v for k, v in g.graph.items() if k not in ("node_default", "edge_default")}  # added by the reader
+        h = nx.DiGraph(**_decode(attrs))
         h.add_nodes_from((n, _decode(d)) for n, d in g.nodes(data=True))
         h.add_edges_from((u, v, _decode(d)) for u, v, d in g.edges(data=True))
     except json.JSONDecodeError as err:
@@ -206,27 +210,148 @@ def _decode_from_graphml(g: nx.DiGraph, where: str) -> nx.DiGraph:
 
 
 def validate(g: nx.DiGraph, where: str = "structure") -> None:
-    """Refuse a graph that misses required attributes or is not a usable block graph, naming the problem."""
+    """Refuse a graph that misses required attributes or is not a usable block graph, naming the problem.
+
+    Everything BlockNetwork relies on is checked here, so an edited file fails with one line, not a traceback.
+    """
     if not isinstance(g, nx.DiGraph) or not g.is_directed():
         raise UserError(f"{where}: a structure must be a directed graph")
     missing = [k for k in GRAPH_KEYS if k not in g.graph]
     if missing:
         raise UserError(f"{where}: graph attribute(s) {', '.join(missing)} missing; required: {', '.join(GRAPH_KEYS)}")
-    tasks = set(g.graph["task_names"])
+    _check_graph_attrs(g.graph, where)
     for node, data in g.nodes(data=True):
-        missing = [k for k in NODE_KEYS if k not in data]
-        if missing:
-            raise UserError(f"{where}: block {node!r} lacks {', '.join(missing)}; required: {', '.join(NODE_KEYS)}")
-        if not isinstance(data["op"], dict) or data["op"].get("type") not in OP_TYPES:
-            raise UserError(f"{where}: block {node!r} has an unknown op {data['op']!r}; valid types: {', '.join(OP_TYPES)}")
-        if not set(data["tasks"]) <= tasks:
-            raise UserError(f"{where}: block {node!r} names unknown tasks {sorted(set(data['tasks']) - tasks)}")
+        _check_block(g.graph, node, data, where)
     for src, dst, data in g.edges(data=True):
-        missing = [k for k in EDGE_KEYS if k not in data]
-        if missing:
-            raise UserError(f"{where}: edge {src!r} -> {dst!r} lacks {', '.join(missing)}; required: {', '.join(EDGE_KEYS)}")
+        _check_edge(g, src, dst, data, where)
     if not nx.is_directed_acyclic_graph(g):
         raise UserError(f"{where}: the block graph has a cycle")
-    heads = {d.get("task") for _, d in g.nodes(data=True) if d["kind"] == "head"}
-    if not tasks <= heads:
-        raise UserError(f"{where}: no head block for task(s) {', '.join(sorted(tasks - heads))}")
+    for node in g.nodes:
+        _check_inputs(g, node, where)
+    _check_heads(g, where)
+
+
+def _fail_unless(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{where}: {message}")
+
+
+def _is_int(value, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, list) and len(value) > 0 and all(_is_int(v, 1) for v in value)
+
+
+def _check_graph_attrs(attrs: dict, where: str) -> None:
+    names = attrs["task_names"]
+    _fail_unless(isinstance(names, list) and names and all(isinstance(t, str) and t for t in names)
+                 and len(set(names)) == len(names), where, f"task_names must be a non-empty list of distinct names, got {names!r}")
+    types = attrs["task_types"]
+    _fail_unless(isinstance(types, list) and [t.get("name") if isinstance(t, dict) else None for t in types] == names,
+                 where, "task_types must list one {name, type, num_classes} entry per task, in task_names order")
+    for t in types:
+        _fail_unless(t.get("type") in TASK_TYPES and _is_int(t.get("num_classes"), 1), where,
+                     f"task {t['name']!r} has type {t.get('type')!r} with num_classes {t.get('num_classes')!r}; "
+                     f"valid types: {', '.join(TASK_TYPES)}")
+    _fail_unless(_is_shape(attrs["input_shape"]), where, f"input_shape must be a list of positive integers, got {attrs['input_shape']!r}")
+    _fail_unless(isinstance(attrs["strategy"], str), where, f"strategy must be a name, got {attrs['strategy']!r}")
+    _fail_unless(isinstance(attrs["config"], dict), where, f"config must be a mapping, got {attrs['config']!r}")
+
+
+def _check_block(attrs: dict, node, data: dict, where: str) -> None:
+    _fail_unless(isinstance(node, str), where, f"block ids must be strings, got {node!r}")
+    missing = [k for k in NODE_KEYS if k not in data]
+    _fail_unless(not missing, where, f"block {node!r} lacks {', '.join(missing)}; required: {', '.join(NODE_KEYS)}")
+    op, tasks = data["op"], data["tasks"]
+    _fail_unless(isinstance(op, dict) and op.get("type") in OP_TYPES, where,
+                 f"block {node!r} has an unknown op {op!r}; valid types: {', '.join(OP_TYPES)}")
+    _fail_unless(isinstance(tasks, list) and all(isinstance(t, str) for t in tasks), where,
+                 f"block {node!r}: tasks must be a list of task names, got {tasks!r}")
+    _fail_unless(set(tasks) <= set(attrs["task_names"]), where,
+                 f"block {node!r} names unknown tasks {sorted(set(tasks) - set(attrs['task_names']))}; "
+                 f"valid: {', '.join(attrs['task_names'])}")
+    for key, low in (("layer", 0), ("width", 1), ("params", 0)):
+        _fail_unless(_is_int(data[key], low), where, f"block {node!r}: {key} must be an integer >= {low}, got {data[key]!r}")
+    _fail_unless(_is_shape(data["shape"]) and data["shape"][0] == data["width"], where,
+                 f"block {node!r}: shape {data['shape']!r} disagrees with width {data['width']!r} (shape[0] is the width)")
+    if op["type"] == "conv":
+        _fail_unless(all(_is_int(op.get(k), low) for k, low in (("kernel", 1), ("stride", 1), ("padding", 0)))
+                     and (op.get("pool", 0) == "global" or _is_int(op.get("pool", 0))), where,
+                     f"block {node!r}: a conv op needs integer kernel, stride, padding and pool (or 'global'), got {op!r}")
+    if op["type"] in ("conv", "linear"):
+        _fail_unless(op.get("act", "relu") in ACTIVATIONS, where,
+                     f"block {node!r}: unknown activation {op.get('act')!r}; valid: {', '.join(ACTIVATIONS)}")
+    if op["type"] == "input":
+        _fail_unless(data["shape"] == attrs["input_shape"], where,
+                     f"input block {node!r} has shape {data['shape']}, the graph's input_shape is {attrs['input_shape']}")
+
+
+def _check_edge(g: nx.DiGraph, src, dst, data: dict, where: str) -> None:
+    missing = [k for k in EDGE_KEYS if k not in data]
+    _fail_unless(not missing, where, f"edge {src!r} -> {dst!r} lacks {', '.join(missing)}; required: {', '.join(EDGE_KEYS)}")
+    tasks = data["tasks"]
+    both = set(g.nodes[src]["tasks"]) & set(g.nodes[dst]["tasks"])
+    _fail_unless(isinstance(tasks, list) and set(tasks) <= both, where,
+                 f"edge {src!r} -> {dst!r} carries tasks {tasks!r}; it may only carry tasks both blocks serve: {sorted(both)}")
+    _fail_unless(_is_int(data["slot"]) and _is_int(data["params"]), where,
+                 f"edge {src!r} -> {dst!r}: slot and params must be integers >= 0, got {data['slot']!r}, {data['params']!r}")
+
+
+def _expected_shape(op: dict, width: int, src_shape: list) -> list | None:
+    """The block's output shape computed from one input, as Block computes it (None: the op cannot read it)."""
+    if op["type"] == "linear":
+        return [width]
+    if op["type"] == "stitch":
+        return list(src_shape)
+    if len(src_shape) != 3:
+        return None
+    _, h, w = src_shape
+    h, w = ((n + 2 * op["padding"] - op["kernel"]) // op["stride"] + 1 for n in (h, w))
+    pool = op.get("pool", 0)
+    if pool == "global":
+        return [width, 1, 1]
+    return [width, h // pool, w // pool] if pool else [width, h, w]
+
+
+def _check_inputs(g: nx.DiGraph, node, where: str) -> None:
+    """Slots, shapes and parameter counts of a block's in-edges, and an input for every task it serves."""
+    data = g.nodes[node]
+    edges = sorted(((s, d) for s, _, d in g.in_edges(node, data=True)), key=lambda e: e[1]["slot"])
+    if data["op"]["type"] == "input":
+        _fail_unless(not edges, where, f"input block {node!r} has in-edges")
+        return
+    _fail_unless([d["slot"] for _, d in edges] == list(range(len(edges))), where,
+                 f"block {node!r}: in-edge slots {[d['slot'] for _, d in edges]} are not 0..{len(edges) - 1}")
+    for src, edge in edges:
+        src_shape = g.nodes[src]["shape"]
+        _fail_unless(_expected_shape(data["op"], data["width"], src_shape) == data["shape"], where,
+                     f"block {node!r} ({data['op']['type']}, shape {data['shape']}) cannot read {src!r} of shape {src_shape}")
+        n = edge_params(data["op"], data["width"], src_shape)
+        _fail_unless(edge["params"] == n, where, f"edge {src!r} -> {node!r} says {edge['params']} params, its shapes give {n}")
+    n = own_params(data["op"], data["width"]) + sum(e["params"] for _, e in edges)
+    _fail_unless(data["params"] == n, where, f"block {node!r} says {data['params']} params, its op and in-edges give {n}")
+    fed = {t for _, e in edges for t in e["tasks"]}
+    starved = [t for t in data["tasks"] if t not in fed]
+    _fail_unless(not starved, where, f"block {node!r} serves task(s) {', '.join(starved)} but no in-edge carries them")
+
+
+def _check_heads(g: nx.DiGraph, where: str) -> None:
+    heads: dict[str, list] = {}
+    for node, data in g.nodes(data=True):
+        if data["kind"] == "head":
+            heads.setdefault(data.get("task"), []).append(node)
+            _fail_unless(data.get("task") in data["tasks"], where,
+                         f"head {node!r} is for task {data.get('task')!r} but serves {data['tasks']}")
+    tasks = g.graph["task_names"]
+    absent = [t for t in tasks if t not in heads]
+    _fail_unless(not absent, where, f"no head block for task(s) {', '.join(absent)}")
+    _fail_unless(all(len(heads[t]) == 1 for t in tasks), where,
+                 f"task(s) {', '.join(t for t in tasks if len(heads[t]) > 1)} have more than one head")
+    for spec in g.graph["task_types"]:
+        node = heads[spec["name"]][0]
+        width = spec["num_classes"] if spec["type"] == "multiclass" else 1
+        _fail_unless(g.nodes[node]["width"] == width, where,
+                     f"head {node!r} has {g.nodes[node]['width']} outputs; a {spec['type']} task with "
+                     f"{spec['num_classes']} classes needs {width}")
