@@ -36,7 +36,7 @@ def add_commands(sub) -> None:
 def _config(args):
     from ..optuna import parse_objectives
     from ..settings import parse_sets
-    from . import SearchConfig
+    from .driver import SearchConfig
 
     for flag, value, low in (("--trials", args.trials, 1), ("--concurrency", args.concurrency, 1)):
         if value < low:
@@ -54,7 +54,7 @@ def _config(args):
 
 
 def _search(args) -> None:
-    from . import load_config, search
+    from .driver import load_config, search
 
     if args.resume:
         config, resume = load_config(args.resume), True

@@ -26,7 +26,7 @@ def records_from(study: optuna.Study) -> list[dict]:
 
 def run_optuna(config, space, *, quiet: bool, callbacks: list):
     """Create or load the study and run the trials it still lacks (finished ones are never repeated)."""
-    from . import Progress
+    from .driver import Progress
 
     run_dir = config.run_dir
     study = mtl_optuna.create_study(config.name, mtl_optuna.storage_for(run_dir, config.storage), config.objectives,

@@ -59,10 +59,8 @@ def records_from(grid, statuses: dict[str, str]) -> list[dict]:
 
 def run_ray(config, space, *, resume: bool, quiet: bool, callbacks: list):
     """Fit (or restore and finish) the Tuner; raise SearchInterrupted when Ctrl-C left trials unfinished."""
-    from . import Progress, SearchInterrupted
+    from .driver import Progress, SearchInterrupted
 
-    cpus = None if config.address else max(1, int(round(config.concurrency * config.cpus_per_trial)))
-    ray_backend.connect(config.address, num_cpus=cpus)
     progress = Progress(config.trials, quiet)
     all_callbacks = [TrialProgress(progress), *callbacks]
     experiment = config.run_dir.resolve() / "ray"
