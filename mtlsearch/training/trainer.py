@@ -51,6 +51,19 @@ def device_for(name: str | None = None) -> torch.device:
     return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def plain(value):
+    """Numpy scalars and arrays as Python numbers and tensors, so a checkpoint loads with weights_only=True."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return value
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -147,8 +160,8 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to resume training where it stopped (loadable with weights_only=True)."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
-                "step": self.step, "history": self.history, "best": self.best,
-                "architecture": self.strategy.architecture_state(), "strategy": self.strategy.state_dict(),
+                "step": self.step, "history": plain(self.history), "best": plain(self.best),
+                "architecture": plain(self.strategy.architecture_state()), "strategy": plain(self.strategy.state_dict()),
                 "rng": json.dumps(self.rng.bit_generator.state), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
