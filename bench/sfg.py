@@ -1,0 +1,131 @@
+"""SFG performance ratios, measured in one run (CPU, batch 64):
+
+- training step (forward, loss with the SFG regularisers, backward, Adam step) of SFG over (T + 1) x the
+  hard-sharing step on the same backbone; target <= 1.2;
+- inference of the frozen argmax model over the hard-sharing model of the same widths; target <= 1.1;
+
+for T = 2 and T = 10 tasks on the digits CNN (1x8x8) and VGG-11 at 32x32. The SFG allocation starts from
+Dirichlet(1, ..., 1) draws, so the frozen model has kernels in every group (uniform p would put every kernel in
+the shared group). Calls alternate between the two models; a ratio is the median over the SFG calls of the SFG
+time over the mean of the two hard-sharing calls around it (robust to other load on the machine); the times
+printed are each model's fastest call.
+
+    python bench/sfg.py            # about 3-4 minutes on 2 idle cores
+    python bench/sfg.py --quick    # fewer repetitions, VGG-11 only for T = 2
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.utils.data import TensorDataset
+
+from mtlsearch.problems.tasks import Problem, Task
+from mtlsearch.strategies import get_strategy
+from mtlsearch.structure.freeze import freeze
+
+BATCH = 64
+CASES = [("cnn", (1, 8, 8), 2), ("cnn", (1, 8, 8), 10), ("vgg11", (3, 32, 32), 2), ("vgg11", (3, 32, 32), 10)]
+TRAIN_TARGET, FROZEN_TARGET = 1.2, 1.1
+
+
+def bench_problem(tasks: int, shape) -> Problem:
+    """T binary tasks on random inputs: timing needs shapes, not meaning."""
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(BATCH, *shape, generator=generator),
+                         torch.randint(0, 2, (BATCH, tasks), generator=generator).float())
+    return Problem("bench", [Task(f"task{i}", "binary") for i in range(tasks)], data, data, data, tuple(shape))
+
+
+def trainer_step(problem: Problem, strategy, model):
+    """One optimiser step as the Trainer takes it."""
+    x, y = problem.train.tensors
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    state = {"step": 0}
+
+    def step():
+        out = model(x)
+        loss = sum(task.loss(out[task.name], y[:, i]) for i, task in enumerate(problem.tasks))
+        extra = strategy.extra_loss(model)
+        if extra is not None:
+            loss = loss + extra
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state["step"] += 1
+        strategy.after_step(model, state["step"])
+    return step
+
+
+def paired(baseline, candidate, repeats: int) -> tuple[float, float, float]:
+    """(baseline seconds, candidate seconds, candidate / baseline): calls alternate b, c, b, c, ..., b after one
+    warm-up each; each candidate call is compared with the mean of the baseline calls around it, and the median
+    of those ratios is reported (robust to load that drifts during the run). Times are the fastest calls."""
+    baseline()
+    candidate()
+
+    def timed(fn) -> float:
+        started = time.perf_counter()
+        fn()
+        return time.perf_counter() - started
+
+    base, cand = [timed(baseline)], []
+    for _ in range(repeats):
+        cand.append(timed(candidate))
+        base.append(timed(baseline))
+    ratios = [c / ((b0 + b1) / 2) for c, b0, b1 in zip(cand, base, base[1:])]
+    return min(base), min(cand), statistics.median(ratios)
+
+
+def run_case(backbone: str, shape, tasks: int, repeats: int, combine: str = "conv1x1") -> dict:
+    problem = bench_problem(tasks, shape)
+    torch.manual_seed(0)
+    hard = get_strategy("hard_sharing")(problem, {}, seed=0)
+    sfg = get_strategy("sfg")(problem, {"p_init": "dirichlet", "combine": combine}, seed=0)
+    hard_model = hard.build(hard.backbone(backbone))
+    sfg_model = sfg.build(sfg.backbone(backbone))
+    hard_model.train()
+    sfg_model.train()
+    hard_train, sfg_train, train_ratio = paired(trainer_step(problem, hard, hard_model),
+                                                trainer_step(problem, sfg, sfg_model), repeats)
+    hard_model.eval()
+    sfg_model.eval()
+    structure, weights = sfg.structure(sfg_model)
+    frozen = freeze(structure, weights).eval()
+    x = problem.test.tensors[0]
+    with torch.no_grad():
+        hard_infer, frozen_infer, infer_ratio = paired(lambda: hard_model(x), lambda: frozen(x), 3 * repeats)
+    return {"train_hard": hard_train, "train_sfg": sfg_train, "train_ratio": train_ratio / (tasks + 1),
+            "infer_hard": hard_infer, "infer_frozen": frozen_infer, "infer_ratio": infer_ratio}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions; VGG-11 only for T = 2")
+    parser.add_argument("--combine", choices=("conv1x1", "sum"), default="conv1x1",
+                        help="how SFG builds the next task streams (default conv1x1, the SFG default)")
+    args = parser.parse_args(argv)
+    cases = [c for c in CASES if not (args.quick and c[0] == "vgg11" and c[2] == 10)]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, combine={args.combine}")
+    print(f"{'backbone':<8} {'T':>3} {'hard step':>10} {'SFG step':>10} {'SFG/((T+1) hard)':>17} "
+          f"{'hard infer':>11} {'frozen infer':>13} {'frozen/hard':>12}")
+    worst_train = worst_infer = 0.0
+    for backbone, shape, tasks in cases:
+        if backbone == "cnn":
+            repeats = 5 if args.quick else 10
+        else:
+            repeats = (2 if args.quick else 4) if tasks == 2 else 2
+        r = run_case(backbone, shape, tasks, repeats, args.combine)
+        worst_train, worst_infer = max(worst_train, r["train_ratio"]), max(worst_infer, r["infer_ratio"])
+        print(f"{backbone:<8} {tasks:>3} {r['train_hard'] * 1e3:>8.1f}ms {r['train_sfg'] * 1e3:>8.1f}ms "
+              f"{r['train_ratio']:>17.3f} {r['infer_hard'] * 1e3:>9.2f}ms {r['infer_frozen'] * 1e3:>11.2f}ms "
+              f"{r['infer_ratio']:>12.3f}", flush=True)
+    print(f"worst training ratio {worst_train:.3f} (target <= {TRAIN_TARGET}), "
+          f"worst frozen inference ratio {worst_infer:.3f} (target <= {FROZEN_TARGET})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
