@@ -89,6 +89,15 @@ def _show(args) -> None:
     print(summary(structure))
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that trains shares (train, retrain)."""
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--data-root", help="where torchvision datasets are read from")
+    p.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtlsearch", description="Discover what a multi-task network should share.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,11 +108,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a trainer or strategy setting")
-    t.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--data-root", help="where torchvision datasets are read from")
-    t.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    _run_options(t)
     t.set_defaults(run=_train)
     e = sub.add_parser("export", help="write a frozen model (torch.export program + weights) of some tasks")
     e.add_argument("run_dir", metavar="RUN_DIR", help="a train/retrain output or a frozen-model directory")
@@ -121,11 +126,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a trainer setting (lr, batch_size, ...)")
     r.add_argument("--dataset", help="the dataset (default: the one in RUN_DIR's config.json)")
-    r.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.add_argument("--data-root", help="where torchvision datasets are read from")
-    r.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    r.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    _run_options(r)
     r.set_defaults(run=_retrain)
     w = sub.add_parser("show", help="print a structure's summary: parameters per task, sharing per layer, groups")
     w.add_argument("path", metavar="RUN_DIR", help="a run or frozen-model directory, or a structure .json/.graphml")
