@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -27,7 +28,7 @@ class EpochContext:
     log: dict = field(default_factory=dict)
 
 
-class Strategy:
+class Strategy(ABC):
     """Builds a multi-task model from a problem and a config, shapes its training, reports its structure.
 
     Models take `forward(x, tasks=None)` and return `{task_name: output}` for the requested tasks.
@@ -54,9 +55,9 @@ class Strategy:
         return get_backbone(backbone_name, self.problem.input_shape)
 
     # model
+    @abstractmethod
     def build(self, backbone: Backbone, state: dict | None = None) -> nn.Module:
         """A fresh model; `state` (from `architecture_state`) rebuilds a changed architecture."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def architecture_state(self) -> dict | None:
         """JSON-able state that fixes the architecture, for strategies that change it while training."""
@@ -90,9 +91,9 @@ class Strategy:
         return None
 
     # results
+    @abstractmethod
     def structure(self, model: nn.Module) -> tuple[SharingStructure, dict[str, torch.Tensor]]:
         """The discovered sharing structure and the weights that make `freeze` reproduce `model`."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
     def report(self) -> dict:
         """Extra results for metrics.json (e.g. a merge history)."""

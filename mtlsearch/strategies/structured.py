@@ -1,6 +1,8 @@
 """Strategies whose model *is* their structure: training runs a BlockNetwork, so freezing is exact."""
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from ..backbones import Backbone
 from ..structure.graph import SharingStructure
 from ..structure.network import BlockNetwork
@@ -10,8 +12,9 @@ from .base import Strategy
 class StructuredStrategy(Strategy):
     """Subclasses lay out blocks in `make_structure`; the model and its export follow from it."""
 
+    @abstractmethod
     def make_structure(self, backbone: Backbone) -> SharingStructure:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Lay the strategy's blocks out for this backbone."""
 
     def new_structure(self, backbone: Backbone) -> SharingStructure:
         return SharingStructure(strategy=self.name, config={**self.config, "backbone": backbone.name},
