@@ -5,7 +5,7 @@ import torch
 
 from ..errors import UserError
 from .graph import SharingStructure, edge_fan
-from .network import BlockNetwork, module_key
+from .network import BlockNetwork, fit_norm_statistics, module_key
 
 
 def _column_map(full: SharingStructure, sub: SharingStructure, node: str) -> torch.Tensor | None:
@@ -31,8 +31,11 @@ def restrict_weights(full: SharingStructure, sub: SharingStructure, weights: dic
                 continue
             if name == prefix + "weight" and columns is not None:
                 value = value.index_select(0 if data["op"]["type"] == "stitch" else 1, columns)
+            if name.startswith(prefix + "norm.running_") and value.dim() == 2:  # per task: keep the kept tasks' rows
+                tasks = full.graph.nodes[node]["tasks"]
+                value = value[torch.tensor([tasks.index(t) for t in data["tasks"]])]
             out[name] = value
-    return out
+    return fit_norm_statistics(sub, out)
 
 
 def freeze(structure: SharingStructure, weights: dict | None = None, tasks: list[str] | None = None) -> BlockNetwork:

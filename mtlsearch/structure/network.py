@@ -1,7 +1,9 @@
 """BlockNetwork: a plain nn.Module that runs a SharingStructure, each task through exactly its blocks.
 
-Tasks whose inputs to a block are identical (same edges, same upstream activations) share one computation,
-so a hard-shared trunk runs once per batch however many tasks use it.
+Tasks whose inputs to a block are identical (same edges, same upstream activations) form one input class and
+share one computation, so a hard-shared trunk runs once per batch however many tasks use it. A normalised block
+that several input classes reach (Task Routing past its first routed layer) keeps batch-norm running statistics
+per task, [tasks of the block, width] in the block's task order: one running average would fit none of them.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 import networkx as nx
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..backbones.layers import ACTIVATIONS, Pool
 from .graph import SharingStructure, edge_fan
@@ -30,7 +33,7 @@ def stitch_init(op: dict, sources: list[str]) -> torch.Tensor:
 class Block(nn.Module):
     """One block: weights over the concatenation of its in-edges (slot order), then norm, activation, pool."""
 
-    def __init__(self, op: dict, width: int, fans: list[int], sources: list[str] = ()):
+    def __init__(self, op: dict, width: int, fans: list[int], sources: list[str] = (), norm_rows: int = 0):
         super().__init__()
         self.kind = op["type"]
         fan = sum(fans)
@@ -44,7 +47,8 @@ class Block(nn.Module):
         if self.kind in ("conv", "linear"):
             self.bias = nn.Parameter(torch.zeros(width))
             norm = nn.BatchNorm2d if self.kind == "conv" else nn.BatchNorm1d
-            self.norm = norm(width) if op.get("norm") else nn.Identity()
+            self.norm = nn.Identity() if not op.get("norm") else \
+                PerTaskBatchNorm(width, norm_rows) if norm_rows else norm(width)
             self.act = ACTIVATIONS[op.get("act", "relu")]()
             self.post = Pool(op.get("pool", 0)) if self.kind == "conv" else nn.Dropout(op.get("dropout", 0.0))
             self.reset_parameters()
@@ -58,7 +62,10 @@ class Block(nn.Module):
         bound = 1 / fan_in ** 0.5 if fan_in else 0
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, inputs: list[torch.Tensor], columns: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, inputs: list[torch.Tensor], columns: torch.Tensor | None, rows: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """The block on its in-edges' outputs; `columns`: the weight columns they read, `rows`: the running
+        statistics of the calling tasks (a PerTaskBatchNorm only)."""
         weight = self.weight if columns is None else self.weight.index_select(0 if self.kind == "stitch" else 1, columns)
         if self.kind == "stitch":
             return sum(w * x for w, x in zip(weight, inputs))
@@ -68,7 +75,85 @@ class Block(nn.Module):
         else:
             x = torch.cat([i.flatten(1) for i in inputs], 1) if len(inputs) > 1 else inputs[0].flatten(1)
             y = nn.functional.linear(x, weight, self.bias)
-        return self.post(self.act(self.norm(y)))
+        y = self.norm(y, rows) if isinstance(self.norm, PerTaskBatchNorm) else self.norm(y)
+        return self.post(self.act(y))
+
+
+class PerTaskBatchNorm(nn.Module):
+    """Batch norm with one scale and shift but running statistics per task (a row each). A call names the rows
+    of the tasks it runs for, which share one input: training updates all of them, eval reads the first."""
+
+    def __init__(self, width: int, tasks: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(width))
+        self.bias = nn.Parameter(torch.zeros(width))
+        self.register_buffer("running_mean", torch.zeros(tasks, width))
+        self.register_buffer("running_var", torch.ones(tasks, width))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            row = rows[0]
+            return F.batch_norm(y, self.running_mean[row], self.running_var[row], self.weight, self.bias, False, 0.0,
+                                self.eps)
+        with torch.no_grad():
+            var, mean = torch.var_mean(y, dim=[0] + list(range(2, y.dim())), unbiased=True)
+            for stats, batch in ((self.running_mean, mean), (self.running_var, var)):
+                stats.index_copy_(0, rows, torch.lerp(stats[rows], batch.expand(len(rows), -1), self.momentum))
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(y, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"tasks={self.running_mean.shape[0]}, width={self.running_mean.shape[1]}"
+
+
+def input_classes(structure: SharingStructure) -> dict[str, list[tuple[list[str], list[int], list[tuple[str, int]]]]]:
+    """Per node, its tasks grouped by identical inputs: (tasks, indices of the in-edges they use, sources as
+    (node, input class)), in the order of the node's tasks."""
+    g = structure.graph
+    signature: dict[tuple[str, str], int] = {}
+    out = {}
+    for node in structure_order(structure):
+        edges = structure.in_edges(node)
+        classes: dict[tuple, int] = {}
+        found: list[tuple[list[str], list[int], list[tuple[str, int]]]] = []
+        for task in g.nodes[node]["tasks"]:
+            active = [i for i, (_, e) in enumerate(edges) if task in e["tasks"]]
+            key = tuple((edges[i][0], signature[edges[i][0], task]) for i in active)
+            cls = classes.setdefault(key, len(classes))
+            signature[node, task] = cls
+            if cls == len(found):
+                found.append(([], active, list(key)))
+            found[cls][0].append(task)
+        out[node] = found
+    return out
+
+
+def structure_order(structure: SharingStructure) -> list[str]:
+    g = structure.graph
+    return list(nx.lexicographical_topological_sort(g, key=lambda n: (g.nodes[n]["layer"], n)))
+
+
+def norm_rows(structure: SharingStructure, classes: dict | None = None) -> dict[str, int]:
+    """Normalised nodes reached by several input classes -> their number of tasks (a statistics row each)."""
+    classes = input_classes(structure) if classes is None else classes
+    g = structure.graph
+    return {node: len(g.nodes[node]["tasks"]) for node, found in classes.items()
+            if g.nodes[node]["op"].get("norm") and len(found) > 1}
+
+
+def fit_norm_statistics(structure: SharingStructure, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights whose running statistics are per task ([tasks of the node, width]) put in the layout BlockNetwork
+    builds: kept per task where several input classes reach the node, else the one row they all hold."""
+    rows = norm_rows(structure)
+    out = dict(weights)
+    for node in structure.graph.nodes:
+        for stat in ("running_mean", "running_var"):
+            name = f"blocks.{module_key(node)}.norm.{stat}"
+            if name in out and out[name].dim() == 2 and node not in rows:
+                out[name] = out[name][0]
+    return out
 
 
 class BlockNetwork(nn.Module):
@@ -79,37 +164,31 @@ class BlockNetwork(nn.Module):
         self.structure = structure
         g = structure.graph
         self.task_names = structure.task_names
-        self.order = list(nx.lexicographical_topological_sort(g, key=lambda n: (g.nodes[n]["layer"], n)))
+        self.order = structure_order(structure)
+        classes = input_classes(structure)
+        rows = norm_rows(structure, classes)
         self.blocks = nn.ModuleDict()
-        self.plan: dict[str, dict[int, tuple[list[str], list[tuple[str, int]]]]] = {}
-        signature: dict[tuple[str, str], int] = {}
+        self.plan: dict[str, list[tuple[list[str], list[tuple[str, int]], str | None, str | None]]] = {}
         for node in self.order:
             data = g.nodes[node]
             edges = structure.in_edges(node)
             fans = [edge_fan(data["op"], g.nodes[src]["shape"]) for src, _ in edges]
+            key = module_key(node)
             if data["op"]["type"] != "input":
-                self.blocks[module_key(node)] = Block(data["op"], data["width"], fans, [s for s, _ in edges])
-            classes: dict[tuple, int] = {}
-            plan: dict[int, tuple[list[str], list[tuple[str, int]], list[int]]] = {}
-            for task in data["tasks"]:
-                active = [i for i, (_, e) in enumerate(edges) if task in e["tasks"]]
-                key = tuple((edges[i][0], signature[edges[i][0], task]) for i in active)
-                cls = classes.setdefault(key, len(classes))
-                signature[node, task] = cls
-                if cls not in plan:
-                    plan[cls] = ([], [(edges[i][0], signature[edges[i][0], task]) for i in active], active)
-                plan[cls][0].append(task)
-            self.plan[node] = {}
-            for cls, (tasks, sources, active) in plan.items():
+                self.blocks[key] = Block(data["op"], data["width"], fans, [s for s, _ in edges], rows.get(node, 0))
+            self.plan[node] = []
+            for cls, (tasks, active, sources) in enumerate(classes[node]):
                 columns = None
                 if len(active) < len(edges):
                     offsets = [sum(fans[:i]) for i in range(len(fans))]
                     columns = torch.cat([torch.arange(offsets[i], offsets[i] + fans[i]) for i in active]) \
                         if active else torch.zeros(0, dtype=torch.long)
-                name = f"columns_{module_key(node)}_{cls}"
-                if columns is not None:
-                    self.register_buffer(name, columns, persistent=False)
-                self.plan[node][cls] = (tasks, sources, name if columns is not None else None)
+                    self.register_buffer(f"columns_{key}_{cls}", columns, persistent=False)
+                if node in rows:
+                    self.register_buffer(f"rows_{key}_{cls}", torch.tensor([data["tasks"].index(t) for t in tasks]),
+                                         persistent=False)
+                self.plan[node].append((tasks, sources, f"columns_{key}_{cls}" if columns is not None else None,
+                                        f"rows_{key}_{cls}" if node in rows else None))
         self.heads = {g.nodes[n]["task"]: n for n in self.order if g.nodes[n]["kind"] == "head"}
         self.inputs = {n for n in self.order if g.nodes[n]["op"]["type"] == "input"}
 
@@ -117,17 +196,18 @@ class BlockNetwork(nn.Module):
         wanted = set(self.task_names if tasks is None else tasks)
         values: dict[tuple[str, int], torch.Tensor] = {}
         for node in self.order:
-            for cls, (node_tasks, sources, columns) in self.plan[node].items():
+            for cls, (node_tasks, sources, columns, rows) in enumerate(self.plan[node]):
                 if wanted.isdisjoint(node_tasks):
                     continue
                 if node in self.inputs:
                     values[node, cls] = x
                     continue
                 block = self.blocks[module_key(node)]
-                values[node, cls] = block([values[s] for s in sources], getattr(self, columns) if columns else None)
+                values[node, cls] = block([values[s] for s in sources], getattr(self, columns) if columns else None,
+                                          getattr(self, rows) if rows else None)
         outputs = {}
         for task in (self.task_names if tasks is None else tasks):
             node = self.heads[task]
-            cls = next(c for c, (ts, _, _) in self.plan[node].items() if task in ts)
+            cls = next(c for c, (ts, *_) in enumerate(self.plan[node]) if task in ts)
             outputs[task] = values[node, cls]
         return outputs

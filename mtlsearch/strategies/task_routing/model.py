@@ -13,7 +13,7 @@ from ...errors import UserError
 from ...problems import Task
 from .heads import TaskHeads
 from .masks import TaskConditioned, TaskRoutingLayer
-from .norm import TaskBalancedBatchNorm
+from .norm import TaskBalancedBatchNorm, input_classes
 
 
 class TaskRoutedNetwork(nn.Module):
@@ -23,7 +23,7 @@ class TaskRoutedNetwork(nn.Module):
     to G copies ([G*B, ...], task-major) and every TRL applies each group's own mask. In eval mode the tasks run
     in chunks, each one batched pass, whose widest activation holds at most `fold_budget` numbers: on a CPU a
     fold that falls out of the caches is slower than two smaller ones (measured on VGG-11). Trunk batch norms
-    keep task-balanced running statistics (see TaskBalancedBatchNorm).
+    keep running statistics per task (see TaskBalancedBatchNorm).
     """
 
     def __init__(self, backbone: Backbone, tasks: list[Task], masks: dict[int, np.ndarray],
@@ -37,9 +37,11 @@ class TaskRoutedNetwork(nn.Module):
         self.trunk = build_units(backbone.trunk, backbone.input_shape)
         for unit, mask in masks.items():
             self.trunk[unit].route = TaskRoutingLayer(torch.as_tensor(mask), fans_out=unit == min(masks))
-        for unit in self.trunk:
+        classes = input_classes(masks, len(self.trunk), len(tasks))
+        for unit, unit_classes in zip(self.trunk, classes):
             if isinstance(unit.norm, nn.modules.batchnorm._BatchNorm):
                 unit.norm = TaskBalancedBatchNorm(unit.norm, len(tasks))
+                unit.norm.set_classes(unit_classes)
         self.heads = TaskHeads(backbone.branch, math.prod(backbone.trunk_shape), [t.out_features for t in tasks])
 
     def routing_layers(self) -> dict[int, TaskRoutingLayer]:

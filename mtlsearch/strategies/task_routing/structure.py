@@ -15,7 +15,7 @@ import torch
 from ...problems import Task
 from ...structure.builders import HEAD_OP, op_of
 from ...structure.graph import SharingStructure
-from ...structure.network import module_key
+from ...structure.network import fit_norm_statistics, module_key
 from .model import TaskRoutedNetwork
 from .norm import TaskBalancedBatchNorm
 
@@ -71,14 +71,16 @@ def _connect(s: SharingStructure, node: str, sources: list[Source], tasks: set[i
     return torch.cat(columns)
 
 
-def _unit_weights(unit, rows: torch.Tensor, columns: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Rows (the block's channels) and columns (its sources) of a trunk unit's conv/linear, bias and BN."""
+def _unit_weights(unit, rows: torch.Tensor, columns: torch.Tensor, tasks: list[int]) -> dict[str, torch.Tensor]:
+    """Rows (the block's channels) and columns (its sources) of a trunk unit's conv/linear, bias and BN (whose
+    statistics come per task of the block; fit_norm_statistics keeps one row where the tasks share an input)."""
     out = {"weight": unit.op.weight.detach()[rows][:, columns], "bias": unit.op.bias.detach()[rows]}
     norm = unit.norm
-    if isinstance(norm, TaskBalancedBatchNorm):
-        mean, var = norm.mixture()
+    if isinstance(norm, TaskBalancedBatchNorm):  # eval statistics per task of the block, [tasks, channels]
+        mean, var = norm.eval_statistics()
+        index = torch.as_tensor(tasks)
         out.update({"norm.weight": norm.weight.detach()[rows], "norm.bias": norm.bias.detach()[rows],
-                    "norm.running_mean": mean[rows], "norm.running_var": var[rows],
+                    "norm.running_mean": mean[index][:, rows], "norm.running_var": var[index][:, rows],
                     "norm.num_batches_tracked": torch.tensor(0)})
     return out
 
@@ -107,7 +109,8 @@ def routed_structure(model: TaskRoutedNetwork, strategy: str, config: dict, task
             s.add_block(node, layer=layer, kind=spec.type, tasks=[names[t] for t in task_set], width=len(channels),
                         shape=(len(channels),) + tuple(out_shape[1:]), op=op_of(spec), channels=channels.tolist())
             columns = _connect(s, node, sources, set(task_set), spec.type, fan, names)
-            store(node, _unit_weights(unit, torch.as_tensor(channels), columns))
+            order = [names.index(t) for t in s.graph.nodes[node]["tasks"]]  # the structure's order of the block's tasks
+            store(node, _unit_weights(unit, torch.as_tensor(channels), columns, order))
             layer_blocks.append(Source(node, set(task_set), channels, math.prod(out_shape[1:])))
         sources, shape = layer_blocks, out_shape
     top = len(backbone.trunk)
@@ -129,4 +132,4 @@ def routed_structure(model: TaskRoutedNetwork, strategy: str, config: dict, task
                            width=task.out_features, shape=[task.out_features], op=HEAD_OP, task=task.name)
         columns = _connect(s, node, src, {t}, "linear", fan, names)
         store(node, {"weight": params["head_weight"][:, columns].detach(), "bias": params["head_bias"].detach()})
-    return s, weights
+    return s, fit_norm_statistics(s, weights)
