@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .reproduce import cli as reproduce_commands
 from .search import cli as search_commands
 
 
@@ -132,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("path", metavar="RUN_DIR", help="a run or frozen-model directory, or a structure .json/.graphml")
     w.set_defaults(run=_show)
     search_commands.add_commands(sub)
+    reproduce_commands.add_commands(sub)
     sub.add_parser("datasets", help="list the datasets").set_defaults(run=_datasets)
     sub.add_parser("strategies", help="list the strategies and their settings").set_defaults(run=_strategies)
     return p

@@ -1,0 +1,217 @@
+"""What runs inside a worker process: one training run, or one cost measurement of a many-task model.
+
+Both go through the package's public interfaces only (get_strategy, Trainer, evaluate, strategy.report), so
+the numbers are those a user gets from `mtlsearch train`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..problems import Problem, Task, load_problem
+from ..problems.data import tensor_dataset
+from ..strategies import get_strategy
+from ..training import TrainConfig, Trainer, TrainingDiverged, evaluate
+
+HISTORY_KEYS = {"epoch", "train_loss", "val_score", "val_loss", "seconds", "params"}  # the trainer's own keys
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run; equal runs (same dataset, strategy, settings, epochs, seed) are trained once."""
+
+    dataset: str
+    strategy: str
+    seed: int
+    epochs: int
+    config: tuple = ()  # sorted (key, value) pairs of strategy settings
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.config)
+
+
+def run(dataset: str, strategy: str, seed: int, epochs: int, **config) -> Run:
+    return Run(dataset, strategy, int(seed), int(epochs), tuple(sorted(config.items())))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One cost measurement: a method's training step at `n_tasks` random binary tasks on 1x8x8 inputs."""
+
+    method: str
+    n_tasks: int
+    steps: int
+    warmup: int
+    batch: int
+    budget_seconds: float
+    config: tuple = ()
+
+
+def jsonable(value):
+    """Strategy reports may hold numpy scalars or tuples: make them plain JSON values."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+@lru_cache(maxsize=None)
+def cached_problem(name: str) -> Problem:
+    return load_problem(name)
+
+
+def train(job: Run) -> dict:
+    """Train, then test the best-validation model; the strategy's per-epoch logs and report come along."""
+    problem = cached_problem(job.dataset)
+    strategy = get_strategy(job.strategy)(problem, job.settings, job.seed)
+    trainer = Trainer(problem, strategy, TrainConfig(epochs=job.epochs), seed=job.seed, quiet=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        best = trainer.fit()
+    except TrainingDiverged as err:
+        return {"error": f"diverged: {err}"}
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    test = evaluate(trainer.model, problem, "test", device=trainer.device)
+    return jsonable({
+        "test": test, "params": trainer.params(), "seconds": wall, "cpu_seconds": cpu, "best_epoch": best["epoch"],
+        "val_scores": [h["val_score"] for h in trainer.history],
+        "logs": [{k: v for k, v in h.items() if k not in HISTORY_KEYS} for h in trainer.history],
+        "report": strategy.report(), "config": strategy.config, "task_types": {t.name: t.type for t in problem.tasks},
+        "true_groups": problem.true_groups})
+
+
+# cost measurements
+def random_binary_problem(n_tasks: int, batch: int, shape=(1, 8, 8)) -> Problem:
+    """Digits-shaped random inputs with random binary labels: only the cost of a step is measured."""
+    rng = np.random.default_rng(0)
+    data = tensor_dataset(rng.random((batch, *shape), dtype=np.float32), rng.integers(0, 2, (batch, n_tasks)))
+    return Problem(f"random{n_tasks}", [Task(f"attr{i}", "binary") for i in range(n_tasks)], data, data, data,
+                   input_shape=tuple(shape))
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> int | None:
+    """Reset the kernel's peak-RSS mark to the current RSS and return that baseline; None where Linux's
+    /proc/self/clear_refs is unavailable (then peak growth is not reported rather than guessed)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _status_bytes("VmRSS")
+
+
+def _tensor_bytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    return 0
+
+
+class Stepper:
+    """Training steps exactly as Trainer.train_epoch takes them: the strategy picks the batch's tasks, their
+    losses (plus the strategy's extra loss) are summed, the strategy's hooks run around the optimiser step."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.strategy, self.model = trainer, trainer.strategy, trainer.model.train()
+        self.x, self.y = (t.to(trainer.device) for t in trainer.problem.train.tensors)
+        self.trained: set[str] = set()
+        self.count = 0
+
+    def __call__(self, tasks: list[str] | None = None) -> None:
+        problem, column = self.trainer.problem, self.trainer.column
+        tasks = tasks or self.strategy.batch_tasks(self.trainer.rng) or problem.task_names
+        out = self.model(self.x, tasks)
+        loss = sum(problem.task(t).loss(out[t], self.y[:, column[t]]) for t in tasks)
+        extra = self.strategy.extra_loss(self.model)
+        loss = loss + extra if extra is not None else loss
+        self.trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.strategy.before_step(self.model):
+            self.trainer.optimizer.step()
+            self.count += 1
+            self.strategy.after_step(self.model, self.count)
+        self.trained.update(tasks)
+
+
+def measure_cost(job: Cost) -> dict:
+    """Median CPU time of a step, parameter and Adam-state bytes once every task has been trained, and the
+    growth of the process's peak resident memory."""
+    problem = random_binary_problem(job.n_tasks, job.batch)
+    cls = get_strategy(job.method)  # imported before the clock and the memory baseline start
+    baseline = reset_peak_rss()
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:  # kept for the report, not printed by the worker
+        warnings.simplefilter("always")
+        strategy = cls(problem, dict(job.config), 0)
+        trainer = Trainer(problem, strategy, TrainConfig(epochs=1, batch_size=job.batch), seed=0, quiet=True)
+    build = time.perf_counter() - started
+    step = Stepper(trainer)
+    for _ in range(job.warmup):
+        step()
+    times = []  # CPU seconds of this one-thread process: robust to other processes sharing the machine
+    while len(times) < job.steps and (not times or time.perf_counter() - started < job.budget_seconds):
+        t0 = time.process_time()
+        step()
+        times.append(time.process_time() - t0)
+    for task in problem.task_names:  # Adam keeps state only for what was trained: train every task once
+        if task not in step.trained:
+            step([task])
+    peak = _status_bytes("VmHWM")
+    params = sum(p.numel() for p in trainer.model.parameters())
+    return {"step_ms": 1e3 * statistics.median(times), "steps_timed": len(times), "build_seconds": build,
+            "params": params, "param_bytes": sum(_tensor_bytes(p) for p in trainer.model.parameters()),
+            "optimizer_bytes": sum(_tensor_bytes(s) for s in trainer.optimizer.state.values()),
+            "peak_rss_growth": None if baseline is None or peak is None else max(peak - baseline, 0),
+            "seconds": time.perf_counter() - started, "warnings": sorted({str(w.message) for w in caught})}
+
+
+def over_budget(done: list[tuple[Cost, dict]], job: Cost, budget_bytes: float) -> str | None:
+    """Why `job` is not started, judged from the same method's measurements at smaller task counts.
+
+    Time and peak memory are extrapolated with the growth exponent of the last two measurements (clamped to
+    [1, 3]; with one measurement: 2 for building the model and for steps, 1.5 for peak memory), so a
+    measurement predicted to break the budget is not launched.
+    """
+    if not done:
+        return None
+    last, result = done[-1]
+    if "skipped" in result or "error" in result:
+        return f"not run: the smaller count ({last.n_tasks} tasks) was not measured"
+    if result["steps_timed"] < last.steps:
+        return f"not run: {last.n_tasks} tasks already exceeded the {last.budget_seconds:.0f} s budget"
+    scale = job.n_tasks / last.n_tasks
+
+    def exponent(key: str, default: float) -> float:
+        if len(done) < 2 or "skipped" in done[-2][1] or "error" in done[-2][1]:
+            return default
+        (a, ra), (b, rb) = done[-2], done[-1]
+        ratio = max(rb[key], 1e-9) / max(ra[key], 1e-9)
+        return min(max(math.log(ratio) / math.log(b.n_tasks / a.n_tasks), 1.0), 3.0)
+
+    seconds = (result["build_seconds"] * scale ** exponent("build_seconds", 2.0)
+               + (job.warmup + job.steps) * result["step_ms"] / 1e3 * scale ** exponent("step_ms", 2.0))
+    memory = (2 * result["param_bytes"] + result["optimizer_bytes"]) * scale  # parameters, gradients, Adam
+    if result.get("peak_rss_growth"):  # activations and autograd graph too, where measured
+        memory = max(memory, result["peak_rss_growth"] * scale ** exponent("peak_rss_growth", 1.5))
+    if seconds > job.budget_seconds:
+        return f"not run: extrapolated {seconds:,.0f} s > budget {job.budget_seconds:.0f} s"
+    if memory > budget_bytes:
+        return f"not run: extrapolated {memory / 1e9:.1f} GB > budget {budget_bytes / 1e9:.1f} GB"
+    return None
