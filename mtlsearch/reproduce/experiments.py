@@ -149,6 +149,7 @@ def sigma_sweep(res: Results) -> list[dict]:
                    "tasks": len(known["task_types"]) if known else None}
             for key in ("accuracy", "precision", "recall", "r2", "score"):
                 row[key] = res.stat(results, lambda r, k=key: metrics_of(r)[k])
+            row["warnings"] = sorted({w for r in results if r is not None for w in r.get("warnings", [])})
             rows.append(row)
     return rows
 
@@ -195,17 +196,18 @@ def sfg_depth(res: Results) -> list[dict]:
 
 
 def sfg_vs_baselines(res: Results) -> list[dict]:
-    """On multidigits (the paper's set-ups mix task types too), or the plan's first dataset without it."""
-    dataset = "multidigits" if "multidigits" in res.plan.datasets else res.plan.datasets[0]
+    """SFG and the paper's three baselines on every compared dataset."""
     rows = []
-    for strategy in ("sfg", "single_task", "hard_sharing", "cross_stitch"):
-        if strategy not in res.plan.strategies:
-            continue
-        results = res.runs(dataset, strategy)
-        rows.append({"dataset": dataset, "strategy": strategy, "score": res.stat(results, lambda r: r["test"]["score"]),
-                     "accuracy": res.stat(results, lambda r: metrics_of(r)["accuracy"]),
-                     "r2": res.stat(results, lambda r: metrics_of(r)["r2"]),
-                     "params": res.stat(results, lambda r: r["params"])})
+    for dataset in res.plan.datasets:
+        for strategy in ("sfg", "single_task", "hard_sharing", "cross_stitch"):
+            if strategy not in res.plan.strategies:
+                continue
+            results = res.runs(dataset, strategy)
+            rows.append({"dataset": dataset, "strategy": strategy,
+                         "score": res.stat(results, lambda r: r["test"]["score"]),
+                         "accuracy": res.stat(results, lambda r: metrics_of(r)["accuracy"]),
+                         "r2": res.stat(results, lambda r: metrics_of(r)["r2"]),
+                         "params": res.stat(results, lambda r: r["params"])})
     return rows
 
 

@@ -148,16 +148,22 @@ def depth_finding(rows: list[dict]) -> Finding:
 
 
 def sfg_baselines_finding(rows: list[dict]) -> Finding:
-    sfg = next((r for r in rows if r["strategy"] == "sfg"), None)
-    others = [r for r in rows if r["strategy"] != "sfg"]
-    if sfg is None or not others or not sfg["score"].n:
-        return Finding("SFG beats the baselines", papers.SFG_BASELINE_CLAIM, UNMEASURED, "SFG has no result.")
-    outcomes = {r["strategy"]: beats(sfg["score"], r["score"]) for r in others}
-    parts = [f"{s}: {r['score'].text()} ({_vs(outcomes[s])})" for s, r in ((r["strategy"], r) for r in others)]
-    verdict = REPRODUCED if all(o == "clear" for o in outcomes.values()) else (
-        NOT if all(o == "no" for o in outcomes.values()) else PARTLY)
-    return Finding("SFG beats single-task, hard sharing and cross-stitch", papers.SFG_BASELINE_CLAIM, verdict,
-                   f"On {sfg['dataset']}, SFG scored {sfg['score'].text()}; " + "; ".join(parts) + ".")
+    """Per dataset: reproduced when SFG clearly beats every baseline, not when it beats none."""
+    title = "SFG beats single-task, hard sharing and cross-stitch"
+    verdicts, parts = [], []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sfg = next((r for r in rows if r["dataset"] == ds and r["strategy"] == "sfg"), None)
+        others = [r for r in rows if r["dataset"] == ds and r["strategy"] != "sfg"]
+        if sfg is None or not others or not sfg["score"].n:
+            verdicts.append(UNMEASURED)
+            parts.append(f"On {ds}, SFG has no result.")
+            continue
+        outcomes = {r["strategy"]: beats(sfg["score"], r["score"]) for r in others}
+        verdicts.append(REPRODUCED if all(o == "clear" for o in outcomes.values()) else (
+            NOT if all(o == "no" for o in outcomes.values()) else PARTLY))
+        versus = "; ".join(f"{r['strategy']}: {r['score'].text()} ({_vs(outcomes[r['strategy']])})" for r in others)
+        parts.append(f"**{ds}: {verdicts[-1]}.** SFG scored {sfg['score'].text()}; {versus}.")
+    return Finding(title, papers.SFG_BASELINE_CLAIM, combine(verdicts), "\n\n".join(parts))
 
 
 def _vs(outcome: str) -> str:

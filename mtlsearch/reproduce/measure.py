@@ -71,20 +71,23 @@ def train(job: Run) -> dict:
     """Train, then test the best-validation model; the strategy's per-epoch logs and report come along."""
     problem = cached_problem(job.dataset)
     strategy = get_strategy(job.strategy)(problem, job.settings, job.seed)
-    trainer = Trainer(problem, strategy, TrainConfig(epochs=job.epochs), seed=job.seed, quiet=True)
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        best = trainer.fit()
-    except TrainingDiverged as err:
-        return {"error": f"diverged: {err}"}
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with warnings.catch_warnings(record=True) as caught:  # kept for the report, not printed by the worker
+        warnings.simplefilter("always")
+        trainer = Trainer(problem, strategy, TrainConfig(epochs=job.epochs), seed=job.seed, quiet=True)
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            best = trainer.fit()
+        except TrainingDiverged as err:
+            return {"error": f"diverged: {err}"}
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     test = evaluate(trainer.model, problem, "test", device=trainer.device)
     return jsonable({
         "test": test, "params": trainer.params(), "seconds": wall, "cpu_seconds": cpu, "best_epoch": best["epoch"],
         "val_scores": [h["val_score"] for h in trainer.history],
         "logs": [{k: v for k, v in h.items() if k not in HISTORY_KEYS} for h in trainer.history],
         "report": strategy.report(), "config": strategy.config, "task_types": {t.name: t.type for t in problem.tasks},
-        "true_groups": problem.true_groups})
+        "true_groups": problem.true_groups,
+        "warnings": sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})})
 
 
 # cost measurements
