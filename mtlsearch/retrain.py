@@ -121,11 +121,11 @@ def retrain_run(source, out, *, epochs: int, mode: str = "scratch", seed: int = 
     train_config, _ = split_settings({**previous, **(settings or {}), "epochs": epochs}, FrozenStructure)
     problem = problem_for(load_problem(dataset, data_root=data_root, download=download), structure)
     learner = FrozenStructure(problem, structure, weights, seed)
-    out = prepare_out_dir(out, overwrite)
+    trainer = Trainer(problem, learner, train_config, seed=seed, quiet=quiet, device=device)
+    out = trainer.out_dir = prepare_out_dir(out, overwrite)  # only once the model is built
     retrain = {"source": str(source), "mode": mode, "tasks": structure.task_names}
     write_json(out / "config.json", {"dataset": dataset, "strategy": structure.strategy, "seed": seed,
                                      "train": train_config.__dict__, "strategy_config": structure.graph.graph["config"],
                                      "data_root": data_root, "retrain": retrain})
-    trainer = Trainer(problem, learner, train_config, seed=seed, out_dir=out, quiet=quiet, device=device)
     return fit_and_write(out, trainer, {"strategy": structure.strategy, "dataset": dataset, "seed": seed,
                                         "retrain": retrain})

@@ -44,11 +44,11 @@ def train_run(dataset: str, strategy: str, out: str | Path, *, epochs: int | Non
     train_config, strategy_config = split_settings(settings, cls)
     problem = load_problem(dataset, data_root=data_root, download=download)
     learner = cls(problem, strategy_config, seed)
-    out = prepare_out_dir(out, overwrite)
+    trainer = Trainer(problem, learner, train_config, seed=seed, quiet=quiet, device=device)  # settings that
+    out = trainer.out_dir = prepare_out_dir(out, overwrite)  # do not fit the backbone fail before --out is touched
     config = {"dataset": dataset, "strategy": strategy, "seed": seed, "train": train_config.__dict__,
               "strategy_config": learner.config, "data_root": data_root}
     write_json(out / "config.json", config)
-    trainer = Trainer(problem, learner, train_config, seed=seed, out_dir=out, quiet=quiet, device=device)
     return fit_and_write(out, trainer, {"strategy": strategy, "dataset": dataset, "seed": seed})
 
 

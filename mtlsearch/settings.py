@@ -33,6 +33,11 @@ def _coerce(key: str, value, default):
     return value
 
 
+def accepted_settings(strategy_cls) -> set[str]:
+    """Every setting a run of this strategy takes: the trainer's and the strategy's own."""
+    return {f.name for f in fields(TrainConfig)} | set(strategy_cls.defaults)
+
+
 def split_settings(settings: dict, strategy_cls) -> tuple[TrainConfig, dict]:
     """(trainer config, strategy config); an unknown key names every valid one."""
     trainer_keys = {f.name: f.default for f in fields(TrainConfig)}

@@ -81,6 +81,21 @@ def test_pareto_front_leaves_out_stopped_and_dominated_trials():
     assert [r["trial"] for r in pareto_front(records)] == ["a", "b"]
 
 
+def test_fixed_strategy_drops_what_the_space_drew_for_other_strategies():
+    """`--set strategy=hard_sharing` on the baselines space: cross-stitch's self_weight must not reach it."""
+    import optuna
+
+    from mtlsearch.problems import load_problem
+    from mtlsearch.search.spaces import SpaceRef, check_space
+
+    space = SpaceRef("baselines", {"strategy": "hard_sharing", "epochs": 2})
+    check_space(space, load_problem("digits"), "baselines", samples=16)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [space(study.ask()) for _ in range(16)]
+    assert {c["strategy"] for c in drawn} == {"hard_sharing"} and all(c["epochs"] == 2 for c in drawn)
+    assert not any("self_weight" in c for c in drawn) and all("lr" in c for c in drawn)
+
+
 def test_failed_trial_is_recorded_and_the_search_goes_on(ray_session, tmp_path):
     space = write_space(tmp_path, (
         "def space(trial):\n"

@@ -127,6 +127,15 @@ def test_sigma_list_of_wrong_length_names_the_routed_layers(digits):
             TaskRouting(digits, {key: value})
 
 
+def test_sigma_list_of_wrong_length_stops_the_cli_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--strategy", "task_routing", "--dataset", "digits", "--out", str(out), "--quiet",
+                 "--set", "sigma=[0.5,0.5,0.5]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sigma has 3 values" in err
+    assert not out.exists()
+
+
 # the routing layer and the routed model
 
 

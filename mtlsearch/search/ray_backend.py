@@ -91,7 +91,9 @@ def tuner(*, space: Callable, dataset: str, seed: int, data_root: str | None, tr
                          grace_period=1, reduction_factor=2) if scheduler == "asha" else None
     return tune.Tuner(
         wrapped_trainable(dataset, seed, data_root, cpus_per_trial, gpus_per_trial),
-        tune_config=tune.TuneConfig(search_alg=search, scheduler=asha, num_samples=trials),
+        # reuse_actors: a trial starts in the previous trial's worker (torch already imported): 10 s -> 4.6 s per
+        # 8-epoch digits trial, of which 3 s is training (bench/search.py)
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=asha, num_samples=trials, reuse_actors=True),
         run_config=tune.RunConfig(name=name, storage_path=str(storage.resolve()), verbose=0, callbacks=callbacks,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=0)),

@@ -11,7 +11,7 @@ import optuna
 import search_spaces
 from ..errors import UserError
 from ..problems import Problem
-from ..settings import split_settings
+from ..settings import accepted_settings, split_settings
 from ..strategies import get_strategy
 
 Space = Callable[[optuna.trial.BaseTrial], dict]
@@ -59,7 +59,12 @@ class SpaceRef:
     def __call__(self, trial) -> dict:
         if self._space is None:
             self._space = load_space(self.spec)
-        return {**self._space(trial), **self.fixed}
+        sampled = self._space(trial)
+        fixed_strategy = self.fixed.get("strategy")
+        if fixed_strategy is not None and fixed_strategy != sampled.get("strategy"):
+            accepted = accepted_settings(get_strategy(fixed_strategy))  # drop what was drawn for another strategy
+            sampled = {k: v for k, v in sampled.items() if k in accepted}
+        return {**sampled, **self.fixed}
 
     def __getstate__(self):
         return {"spec": self.spec, "fixed": self.fixed, "_space": None}
