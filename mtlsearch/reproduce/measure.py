@@ -128,29 +128,19 @@ def _tensor_bytes(value) -> int:
 
 
 class Stepper:
-    """Training steps exactly as Trainer.train_epoch takes them: the strategy picks the batch's tasks, their
-    losses (plus the strategy's extra loss) are summed, the strategy's hooks run around the optimiser step."""
+    """Training steps exactly as the Trainer takes them (Trainer.train_step on the whole random batch), noting
+    which tasks were trained."""
 
     def __init__(self, trainer: Trainer):
-        self.trainer, self.strategy, self.model = trainer, trainer.strategy, trainer.model.train()
+        self.trainer = trainer
+        trainer.model.train()
         self.x, self.y = (t.to(trainer.device) for t in trainer.problem.train.tensors)
         self.trained: set[str] = set()
-        self.count = 0
 
     def __call__(self, tasks: list[str] | None = None) -> None:
-        problem, column = self.trainer.problem, self.trainer.column
-        tasks = tasks or self.strategy.batch_tasks(self.trainer.rng) or problem.task_names
-        out = self.model(self.x, tasks)
-        loss = sum(problem.task(t).loss(out[t], self.y[:, column[t]]) for t in tasks)
-        extra = self.strategy.extra_loss(self.model)
-        loss = loss + extra if extra is not None else loss
-        self.trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.strategy.before_step(self.model):
-            self.trainer.optimizer.step()
-            self.count += 1
-            self.strategy.after_step(self.model, self.count)
-        self.trained.update(tasks)
+        stepped = self.trainer.train_step(self.x, self.y, tasks)
+        if stepped is not None:
+            self.trained.update(stepped[0])
 
 
 def measure_cost(job: Cost) -> dict:

@@ -108,27 +108,37 @@ class Trainer:
         bar = tqdm(batches(self.problem.train, self.config.batch_size, True, self.generator, self.device),
                    total=n_batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=self.quiet, leave=False)
         for x, y in bar:
-            tasks = self.strategy.batch_tasks(self.rng) or self.problem.task_names
-            out = self.model(x, tasks)
-            per_task = {t: self.problem.task(t).loss(out[t], y[:, self.column[t]]) for t in tasks}
-            loss = sum(per_task.values())
-            extra = self.strategy.extra_loss(self.model)
-            if extra is not None:
-                loss = loss + extra
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not self.strategy.before_step(self.model):
+            stepped = self.train_step(x, y)
+            if stepped is None:
                 continue
-            self.optimizer.step()
-            self.step += 1
-            self.strategy.after_step(self.model, self.step)
+            per_task, loss = stepped
             for t, value in per_task.items():
                 sums[t] = sums.get(t, 0.0) + float(value.detach())
                 counts[t] = counts.get(t, 0) + 1
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         return {t: sums[t] / counts[t] for t in sums}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, tasks: list[str] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+        """One optimiser step on a batch: the strategy picks the tasks (unless given), their losses plus its extra
+        loss are summed; returns (per-task losses, loss), or None when the strategy skipped the step."""
+        tasks = tasks or self.strategy.batch_tasks(self.rng) or self.problem.task_names
+        out = self.model(x, tasks)
+        per_task = {t: self.problem.task(t).loss(out[t], y[:, self.column[t]]) for t in tasks}
+        loss = sum(per_task.values())
+        extra = self.strategy.extra_loss(self.model)
+        if extra is not None:
+            loss = loss + extra
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not self.strategy.before_step(self.model):
+            return None
+        self.optimizer.step()
+        self.step += 1
+        self.strategy.after_step(self.model, self.step)
+        return per_task, loss
 
     def fit(self) -> dict:
         """Train for the configured epochs, validating each; the model ends at its best validation epoch."""
