@@ -1,17 +1,19 @@
-"""Pictures of a SharingStructure (matplotlib, Agg): the block graph by layer, and the task-affinity heatmap."""
+"""Pictures of a SharingStructure: the block graph by layer, and the task-affinity heatmap.
+
+Drawn on matplotlib Figure objects (no pyplot state), so importing this module leaves the backend alone.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgb, to_rgba
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.patches import Patch, Rectangle  # noqa: E402
-
-from .graph import SharingStructure  # noqa: E402
-from .views import task_affinity  # noqa: E402
+from .graph import SharingStructure
+from .views import task_affinity
 
 BOX = 0.42  # block width in layer units (the gap between layers is 1 - BOX)
 GAP = 0.06  # vertical space between the blocks of a layer, as a fraction of the column
@@ -22,15 +24,16 @@ LEGEND_ROWS = 25
 
 def _palette(n: int) -> list:
     """n colours, greys left out (grey means all tasks): tab10's hues, then their light tints, then tab20b/c."""
-    tints = plt.get_cmap("tab20").colors[1::2]
-    colours = [c for c in (*plt.get_cmap("tab10").colors, *tints, *plt.get_cmap("tab20b").colors,
-                           *plt.get_cmap("tab20c").colors) if len(set(c)) > 1]
+    maps = matplotlib.colormaps
+    tints = maps["tab20"].colors[1::2]
+    colours = [c for c in (*maps["tab10"].colors, *tints, *maps["tab20b"].colors, *maps["tab20c"].colors)
+               if len(set(c)) > 1]
     return [colours[i % len(colours)] for i in range(n)]
 
 
 def _text_colour(face) -> str:
     """Black on light fills, white on dark ones."""
-    r, g, b = matplotlib.colors.to_rgb(face)
+    r, g, b = to_rgb(face)
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
 
 
@@ -111,7 +114,8 @@ def draw_structure(structure: SharingStructure, path) -> Path:
     layers = sorted({d["layer"] for _, d in g.nodes(data=True)})
     most = max(sum(1 for _, d in g.nodes(data=True) if d["layer"] == layer) for layer in layers)
     fig_h = min(4.5 + 0.12 * most, 16)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.25 * len(layers) + 4.0), fig_h))
+    fig = Figure(figsize=(max(7.0, 1.25 * len(layers) + 4.0), fig_h))
+    ax = fig.subplots()
 
     def colour(tasks):
         return colours.get(tuple(sorted(tasks, key=order.get)), "#bbbbbb")
@@ -121,7 +125,7 @@ def draw_structure(structure: SharingStructure, path) -> Path:
         (xs, ys, hs), (xd, yd, hd) = boxes[src], boxes[dst]
         segments.append([(xs + BOX / 2, ys + hs / 2), (xd - BOX / 2, yd + hd / 2)])
         alpha = min(0.8, max(0.08, 2.0 / g.in_degree(dst)))  # fan-ins of many edges would turn solid
-        seg_colours.append(matplotlib.colors.to_rgba(colour(d["tasks"]) if d["tasks"] else "#dddddd", alpha))
+        seg_colours.append(to_rgba(colour(d["tasks"]) if d["tasks"] else "#dddddd", alpha))
     ax.add_collection(LineCollection(segments, colors=seg_colours, linewidths=0.8, zorder=1))
     points_per_unit = fig_h * 72 * 0.8
     for node, (x, y, h) in boxes.items():
@@ -159,7 +163,8 @@ def draw_affinity(structure: SharingStructure, path) -> Path:
     n = len(names)
     size = max(4.5, min(0.2 * n + 3.0, 14.0))
     font = max(4, min(8, int(0.4 * size * 72 / n)))  # about 40% of a cell's height
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    fig = Figure(figsize=(size + 1.2, size))
+    ax = fig.subplots()
     image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
     ax.set_xticks(range(n), names, rotation=90, fontsize=font)
     ax.set_yticks(range(n), names, fontsize=font)
@@ -175,8 +180,7 @@ def draw_affinity(structure: SharingStructure, path) -> Path:
     return _save(fig, path)
 
 
-def _save(fig, path) -> Path:
+def _save(fig: Figure, path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path

@@ -1,13 +1,13 @@
-"""The merge history as a picture: branches, parameters and epoch time over the epochs."""
+"""The merge history as a picture: branches, parameters and epoch time over the epochs.
+
+Drawn on a matplotlib Figure (no pyplot state), so importing this module leaves the backend alone.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 
 def plot_merge_history(history: list[dict], start: dict, path: str | Path, lock_epoch: int | None = None,
@@ -17,7 +17,8 @@ def plot_merge_history(history: list[dict], start: dict, path: str | Path, lock_
     A merge at the end of epoch e is labelled with the groups it formed; the dashed line is the lock epoch.
     """
     epochs = [0] + [h["epoch"] for h in history]
-    fig, axes = plt.subplots(3, 1, figsize=(7.5, 7), sharex=True)
+    fig = Figure(figsize=(7.5, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     for ax, key, label, colour in [(axes[0], "branches", "branches", "tab:blue"),
                                    (axes[1], "params", "parameters", "tab:green")]:
         ax.step(epochs, [start[key]] + [h[key] for h in history], where="post", color=colour, marker="o",
@@ -44,5 +45,4 @@ def plot_merge_history(history: list[dict], start: dict, path: str | Path, lock_
     axes[0].set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)

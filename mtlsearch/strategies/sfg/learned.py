@@ -1,18 +1,20 @@
-"""What SFG learned: per-layer group shares, mean p and entropy (logged every epoch) and the pictures of p."""
+"""What SFG learned: per-layer group shares, mean p and entropy (logged every epoch) and the pictures of p.
+
+The pictures are matplotlib Figure objects (no pyplot state), so importing this module leaves the backend alone.
+"""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .layers import argmax_allocation  # noqa: E402
+from .layers import argmax_allocation
 
 TRAJECTORY_KERNELS = 24  # kernels drawn per layer in the trajectory picture
 
@@ -42,7 +44,7 @@ def allocation_summary(model) -> dict:
 
 
 def group_colours(groups: list[str]) -> list:
-    cmap = plt.get_cmap("tab10" if len(groups) <= 11 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(groups) <= 11 else "tab20"]
     return ["0.55"] + [cmap(i % cmap.N) for i in range(len(groups) - 1)]
 
 
@@ -60,7 +62,8 @@ def draw_group_shares(path: Path, final: list[np.ndarray], groups: list[str]) ->
     """Stacked bars: the share of each layer's kernels whose most probable group is shared or task t."""
     shares = np.stack([np.bincount(allocation(p), minlength=len(groups)) / len(p) for p in final])
     depth = np.arange(1, len(final) + 1)
-    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(final) + 3), 4))
+    fig = Figure(figsize=(max(5, 0.6 * len(final) + 3), 4))
+    ax = fig.subplots()
     bottom = np.zeros(len(final))
     for g, (name, colour) in enumerate(zip(groups, group_colours(groups))):
         ax.bar(depth, shares[:, g], bottom=bottom, color=colour, label=name, edgecolor="white", linewidth=0.5)
@@ -81,7 +84,8 @@ def draw_density(path: Path, final: list[np.ndarray], groups: list[str]) -> str:
     if len(groups) == 3:
         cols = min(len(final), 4)
         rows = math.ceil(len(final) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3 * rows), squeeze=False)
+        fig = Figure(figsize=(3.2 * cols, 3 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         corners = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
         for i, ax in enumerate(axes.flat):
             ax.set_axis_off()
@@ -98,7 +102,8 @@ def draw_density(path: Path, final: list[np.ndarray], groups: list[str]) -> str:
         fig.suptitle("density of p on the simplex (one point per kernel)")
         return _save(fig, path)
     bins = np.linspace(0, 1, 26)
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(final) + 4), 4))
+    fig = Figure(figsize=(max(8, 0.9 * len(final) + 4), 4))
+    axes = fig.subplots(1, 2)
     for ax, (label, values) in zip(axes, (("p_shared", [p[:, 0] for p in final]),
                                           ("max p", [p.max(1) for p in final]))):
         density = np.stack([np.histogram(v, bins)[0] / len(v) for v in values], axis=1)
@@ -117,7 +122,8 @@ def draw_trajectories(path: Path, trajectory: list[list[np.ndarray]], final: lis
     colours = group_colours(groups)
     cols = min(len(final), 4)
     rows = math.ceil(len(final) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    fig = Figure(figsize=(3.4 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
     epochs = np.arange(len(trajectory))
     for i, ax in enumerate(axes.flat):
         if i >= len(final):
@@ -133,14 +139,13 @@ def draw_trajectories(path: Path, trajectory: list[list[np.ndarray]], final: lis
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_ylabel("p of the kernel's final group")
-    handles = [plt.Line2D([], [], color=c, label=g) for g, c in zip(groups, colours)]
+    handles = [Line2D([], [], color=c, label=g) for g, c in zip(groups, colours)]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.suptitle("kernel trajectories (colour: the group each kernel ends in)")
     return _save(fig, path)
 
 
-def _save(fig, path: Path) -> str:
+def _save(fig: Figure, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path.name
