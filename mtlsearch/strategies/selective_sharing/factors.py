@@ -5,8 +5,9 @@ mode and decomposed with tensorly's Tensor-Train, G ~ C_0 C_1 ... C_d. Row b of 
 C_0[0, b, :], holds branch b's coordinates on r_1 basis slices M_a = C_1[a] C_2 ... C_d that every branch
 shares. Those slices are not orthonormal, so the row is weighted by K^(1/2), K[a, a'] = <M_a, M_a'>:
 then ||f_b - f_c|| equals the distance between the two branches' TT reconstructions. Cores of separate
-per-branch decompositions would not be comparable (each is defined only up to an invertible transform
-between neighbouring cores: REFERENCE.md section 3), which is why the branches are decomposed together.
+per-branch decompositions would not be comparable (a Tensor-Train is unique only up to an invertible matrix A
+between neighbouring cores, C_k A and A^-1 C_{k+1}, so each would be in a basis of its own), which is why the
+branches are decomposed together.
 """
 from __future__ import annotations
 
