@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ray
@@ -20,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import seconds  # noqa: E402
 from mtlsearch.search import SearchConfig, search  # noqa: E402
 from mtlsearch.search.trial import make_trainer  # noqa: E402
 
@@ -29,17 +29,13 @@ FIXED = {"strategy": "hard_sharing", "lr": 3e-3, "batch_size": 64}
 def timed_search(out: Path, name: str, trials: int, epochs: int, concurrency: int) -> float:
     config = SearchConfig(space="baselines", trials=trials, name=name, out=str(out), concurrency=concurrency,
                           fixed={**FIXED, "epochs": epochs})
-    started = time.perf_counter()
-    search(config, quiet=True)
-    return time.perf_counter() - started
+    return seconds(lambda: search(config, quiet=True))
 
 
 def plain_training(epochs: int) -> float:
     torch.set_num_threads(1)
     trainer = make_trainer({**FIXED, "epochs": epochs}, "digits", seed=0)
-    started = time.perf_counter()
-    trainer.fit()
-    return time.perf_counter() - started
+    return seconds(trainer.fit)
 
 
 def main() -> None:

@@ -12,16 +12,16 @@ fighting for cores make single timings swing tenfold, and every number here is a
 from __future__ import annotations
 
 import argparse
-import copy
+import itertools
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import bench_trainer, medians_in_turns, without_hooks  # noqa: E402
 from mtlsearch.problems import load_problem  # noqa: E402
 from mtlsearch.problems.data import batches  # noqa: E402
 from mtlsearch.strategies.selective_sharing import SelectiveSharing  # noqa: E402
@@ -30,59 +30,21 @@ from mtlsearch.strategies.selective_sharing.merging import branch_nodes  # noqa:
 from mtlsearch.structure.network import module_key  # noqa: E402
 from mtlsearch.training import TrainConfig, Trainer, evaluate  # noqa: E402
 
-
-def train_step(model, optimizer, problem, x, y) -> None:
-    """The trainer's step without the strategy hook: forward, per-task losses, backward, update."""
-    out = model(x)
-    loss = sum(task.loss(out[task.name], y[:, i]) for i, task in enumerate(problem.tasks))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+SETTINGS = {"criterion": "similarity"}
 
 
 def capture_overhead(problem, seed: int, steps: int) -> dict[str, float]:
-    """Median seconds of a plain training step, of the whole before_step hook (non-finite check + capture)
-    and of its two parts, on a fresh unmerged model with capture on; the timings take turns step by step."""
-    strategy = SelectiveSharing(problem, {"criterion": "similarity"}, seed)
-    backbone = strategy.backbone(None)
-    model = strategy.build(backbone)
-    capture = BranchGradients([module_key(branch_nodes([task], backbone)[0]) for task in problem.task_names])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    data = list(batches(problem.train, 64, True, torch.Generator().manual_seed(0)))
-    parts = {"step": lambda x, y: train_step(model, optimizer, problem, x, y),
-             "hook": lambda x, y: strategy.before_step(model),
-             "check": lambda x, y: gradients_finite(model), "sums": lambda x, y: capture.add(model)}
-    times = {name: [] for name in parts}
-    for i in range(steps):
-        x, y = data[i % len(data)]
-        for name, part in parts.items():
-            times[name].append(median_seconds(lambda: part(x, y), 1))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def epoch_seconds(problem, models: list, repeats: int) -> list[float]:
-    """Median time of one plain training pass over the training set, per model, the models taking turns."""
-    runs = []
-    for model in models:
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        model.train()
-        runs.append(lambda model=model, optimizer=optimizer: [
-            train_step(model, optimizer, problem, x, y)
-            for x, y in batches(problem.train, 64, True, torch.Generator().manual_seed(0))])
-    times = [[] for _ in models]
-    for _ in range(repeats):
-        for run, seconds in zip(runs, times):
-            seconds.append(median_seconds(run, 1))
-    return [statistics.median(t) for t in times]
+    """Median seconds of a plain training step (Trainer.train_step without the strategy's hooks), of the whole
+    before_step hook (non-finite check + capture) and of its two parts, on a fresh unmerged model with capture
+    on; the timings take turns step by step."""
+    strategy = SelectiveSharing(problem, SETTINGS, seed)
+    trainer = without_hooks(bench_trainer(problem, strategy, seed=seed))
+    model = trainer.model.train()
+    capture = BranchGradients([module_key(branch_nodes([task], trainer.backbone)[0]) for task in problem.task_names])
+    data = itertools.cycle(list(batches(problem.train, 64, True, torch.Generator().manual_seed(0))))
+    parts = {"step": lambda: trainer.train_step(*next(data)), "hook": lambda: strategy.before_step(model),
+             "check": lambda: gradients_finite(model), "sums": lambda: capture.add(model)}
+    return dict(zip(parts, medians_in_turns(list(parts.values()), steps, alternate=False)))
 
 
 def main(argv=None) -> int:
@@ -98,9 +60,8 @@ def main(argv=None) -> int:
 
     problem = load_problem("digits")
     hook = capture_overhead(problem, args.seed, steps)
-    strategy = SelectiveSharing(problem, {"criterion": "similarity"}, args.seed)
-    trainer = Trainer(problem, strategy, TrainConfig(epochs=epochs), seed=args.seed, quiet=True)
-    before = copy.deepcopy(trainer.model)
+    strategy = SelectiveSharing(problem, SETTINGS, args.seed)
+    trainer = Trainer(problem, strategy, TrainConfig(epochs=epochs), seed=args.seed, quiet=True, device="cpu")
     params_before = trainer.params()
     best = trainer.fit()
     test = evaluate(trainer.model, problem, "test", device=trainer.device)
@@ -120,8 +81,10 @@ def main(argv=None) -> int:
           f"hook {hook['hook'] * 1e3:.3f} ms = non-finite check {hook['check'] * 1e3:.3f} ms + running sums "
           f"{hook['sums'] * 1e3:.3f} ms; step {hook['step'] * 1e3:.2f} ms)")
 
-    after = copy.deepcopy(trainer.model)
-    seconds_before, seconds_after = epoch_seconds(problem, [before, after], repeats)
+    # plain training passes (Trainer.train_epoch without the hooks): the unmerged model as built, the merged one
+    before = without_hooks(bench_trainer(problem, SelectiveSharing(problem, SETTINGS, args.seed), seed=args.seed))
+    seconds_before, seconds_after = medians_in_turns([before.train_epoch, without_hooks(trainer).train_epoch],
+                                                     repeats)
     params_after = trainer.params()
     print(f"ratio epoch time after / before merging: {seconds_after / seconds_before:.4f} "
           f"({seconds_after:.3f} s / {seconds_before:.3f} s, {len(problem.tasks)} -> {len(strategy.groups)} branches)")

@@ -1,7 +1,7 @@
 """SFG performance ratios, measured in one run (CPU, batch 64):
 
-- training step (forward, loss with the SFG regularisers, backward, Adam step) of SFG over (T + 1) x the
-  hard-sharing step on the same backbone; target <= 1.2;
+- training step (Trainer.train_step: forward, loss with the SFG regularisers, backward, Adam step) of SFG over
+  (T + 1) x the hard-sharing step on the same backbone; target <= 1.2;
 - inference of the frozen argmax model over the hard-sharing model of the same widths; target <= 1.1;
 
 for T = 2 and T = 10 tasks on the digits CNN (1x8x8) and VGG-11 at 32x32. The SFG allocation starts from
@@ -17,46 +17,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
-from torch.utils.data import TensorDataset
 
-from mtlsearch.problems.tasks import Problem, Task
-from mtlsearch.strategies import get_strategy
-from mtlsearch.structure.freeze import freeze
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import bench_trainer, seconds  # noqa: E402
+from mtlsearch.reproduce.measure import Stepper, random_binary_problem  # noqa: E402
+from mtlsearch.strategies import get_strategy  # noqa: E402
+from mtlsearch.structure.freeze import freeze  # noqa: E402
 
 BATCH = 64
 CASES = [("cnn", (1, 8, 8), 2), ("cnn", (1, 8, 8), 10), ("vgg11", (3, 32, 32), 2), ("vgg11", (3, 32, 32), 10)]
 TRAIN_TARGET, FROZEN_TARGET = 1.2, 1.1
-
-
-def bench_problem(tasks: int, shape) -> Problem:
-    """T binary tasks on random inputs: timing needs shapes, not meaning."""
-    generator = torch.Generator().manual_seed(0)
-    data = TensorDataset(torch.randn(BATCH, *shape, generator=generator),
-                         torch.randint(0, 2, (BATCH, tasks), generator=generator).float())
-    return Problem("bench", [Task(f"task{i}", "binary") for i in range(tasks)], data, data, data, tuple(shape))
-
-
-def trainer_step(problem: Problem, strategy, model):
-    """One optimiser step as the Trainer takes it."""
-    x, y = problem.train.tensors
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    state = {"step": 0}
-
-    def step():
-        out = model(x)
-        loss = sum(task.loss(out[task.name], y[:, i]) for i, task in enumerate(problem.tasks))
-        extra = strategy.extra_loss(model)
-        if extra is not None:
-            loss = loss + extra
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        state["step"] += 1
-        strategy.after_step(model, state["step"])
-    return step
 
 
 def paired(baseline, candidate, repeats: int) -> tuple[float, float, float]:
@@ -65,33 +40,21 @@ def paired(baseline, candidate, repeats: int) -> tuple[float, float, float]:
     of those ratios is reported (robust to load that drifts during the run). Times are the fastest calls."""
     baseline()
     candidate()
-
-    def timed(fn) -> float:
-        started = time.perf_counter()
-        fn()
-        return time.perf_counter() - started
-
-    base, cand = [timed(baseline)], []
+    base, cand = [seconds(baseline)], []
     for _ in range(repeats):
-        cand.append(timed(candidate))
-        base.append(timed(baseline))
+        cand.append(seconds(candidate))
+        base.append(seconds(baseline))
     ratios = [c / ((b0 + b1) / 2) for c, b0, b1 in zip(cand, base, base[1:])]
     return min(base), min(cand), statistics.median(ratios)
 
 
 def run_case(backbone: str, shape, tasks: int, repeats: int, combine: str = "conv1x1") -> dict:
-    problem = bench_problem(tasks, shape)
-    torch.manual_seed(0)
-    hard = get_strategy("hard_sharing")(problem, {}, seed=0)
+    problem = random_binary_problem(tasks, BATCH, shape)
     sfg = get_strategy("sfg")(problem, {"p_init": "dirichlet", "combine": combine}, seed=0)
-    hard_model = hard.build(hard.backbone(backbone))
-    sfg_model = sfg.build(sfg.backbone(backbone))
-    hard_model.train()
-    sfg_model.train()
-    hard_train, sfg_train, train_ratio = paired(trainer_step(problem, hard, hard_model),
-                                                trainer_step(problem, sfg, sfg_model), repeats)
-    hard_model.eval()
-    sfg_model.eval()
+    hard_trainer = bench_trainer(problem, get_strategy("hard_sharing")(problem, {}, seed=0), backbone)
+    sfg_trainer = bench_trainer(problem, sfg, backbone)
+    hard_train, sfg_train, train_ratio = paired(Stepper(hard_trainer), Stepper(sfg_trainer), repeats)
+    hard_model, sfg_model = hard_trainer.model.eval(), sfg_trainer.model.eval()
     structure, weights = sfg.structure(sfg_model)
     frozen = freeze(structure, weights).eval()
     x = problem.test.tensors[0]

@@ -13,13 +13,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import seconds  # noqa: E402
 from mtlsearch.problems import load_problem  # noqa: E402
 from mtlsearch.strategies import BASELINES, get_strategy  # noqa: E402
 from mtlsearch.structure.draw import draw_affinity, draw_structure  # noqa: E402
@@ -28,12 +28,6 @@ from mtlsearch.structure.frozen import export_program, save_frozen  # noqa: E402
 from mtlsearch.training import TrainConfig, Trainer  # noqa: E402
 
 DEFAULT_EPOCHS = TrainConfig().epochs
-
-
-def seconds(step) -> float:
-    started = time.perf_counter()
-    step()
-    return time.perf_counter() - started
 
 
 def measure(name: str, problem, rounds: int) -> dict[str, float]:

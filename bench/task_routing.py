@@ -12,37 +12,28 @@ Timings alternate the two sides in rounds and take medians, so a busy machine sl
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtlsearch.backbones import get_backbone  # noqa: E402
-from mtlsearch.problems import Problem, Task  # noqa: E402
-from mtlsearch.problems.data import tensor_dataset  # noqa: E402
+from bench.common import bench_trainer, medians_in_turns  # noqa: E402
+from mtlsearch.problems import Problem  # noqa: E402
+from mtlsearch.reproduce.measure import Stepper, random_binary_problem  # noqa: E402
 from mtlsearch.strategies.task_routing import TaskRouting  # noqa: E402
 from mtlsearch.strategies.task_routing.norm import TaskBalancedBatchNorm  # noqa: E402
 from mtlsearch.structure.freeze import freeze  # noqa: E402
 
-
-def binary_problem(n_tasks: int, shape: tuple[int, ...], n: int = 256) -> Problem:
-    """Random images with n_tasks random binary labels: only the shapes matter for timing."""
-    rng = np.random.default_rng(0)
-    data = tensor_dataset(rng.standard_normal((n, *shape)).astype(np.float32), rng.integers(0, 2, (n, n_tasks)))
-    tasks = [Task(f"attr{i}", "binary") for i in range(n_tasks)]
-    return Problem(f"binary{n_tasks}", tasks, data, data, data, input_shape=shape)
+BATCH = 64
+WARMUP = 2  # untimed rounds before the alternating ones
 
 
 def routed(problem: Problem, backbone: str, **config):
-    strategy = TaskRouting(problem, config, seed=0)
-    torch.manual_seed(0)
-    return strategy, strategy.build(get_backbone(backbone, problem.input_shape))
+    """A Trainer of the routed model; its train_step draws one task per batch (Algorithm 1)."""
+    return bench_trainer(problem, TaskRouting(problem, config, seed=0), backbone)
 
 
 def without_routing(model: nn.Module) -> nn.Module:
@@ -56,37 +47,10 @@ def without_routing(model: nn.Module) -> nn.Module:
     return model
 
 
-class OneTaskSteps:
-    """Training steps as the trainer runs them under Algorithm 1: one task drawn per batch, its loss only."""
-
-    def __init__(self, problem: Problem, model: nn.Module, batch: int = 64):
-        self.model, self.problem = model.train(), problem
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, y = problem.train.tensors
-        self.x, self.y = x[:batch], y[:batch]
-        self.rng = np.random.default_rng(0)
-
-    def __call__(self, steps: int) -> None:
-        for _ in range(steps):
-            t = int(self.rng.integers(len(self.problem.tasks)))
-            task = self.problem.tasks[t]
-            loss = task.loss(self.model(self.x, [task.name])[task.name], self.y[:, t])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-
-
-def paired_medians(a, b, rounds: int, warmup: int = 2) -> tuple[float, float]:
-    """Median seconds of a() and b(), alternated for `rounds` rounds after warm-up."""
-    for _ in range(warmup):
-        a(), b()
-    times = ([], [])
-    for r in range(rounds):
-        for f, out in ((a, times[0]), (b, times[1])) if r % 2 == 0 else ((b, times[1]), (a, times[0])):
-            started = time.perf_counter()
-            f()
-            out.append(time.perf_counter() - started)
-    return statistics.median(times[0]), statistics.median(times[1])
+def one_task_steps(trainer, steps: int):
+    """`steps` training steps as the trainer runs them under Algorithm 1: one task drawn per batch, its loss only."""
+    step = Stepper(trainer)
+    return lambda: [step() for _ in range(steps)]
 
 
 def params(module: nn.Module) -> int:
@@ -94,20 +58,19 @@ def params(module: nn.Module) -> int:
 
 
 def trl_cost(backbone: str, shape, steps: int, rounds: int) -> None:
-    problem = binary_problem(10, shape)
-    _, a = routed(problem, backbone)
-    _, b = routed(problem, backbone)
-    step_a, step_b = OneTaskSteps(problem, a), OneTaskSteps(problem, without_routing(b))
-    ta, tb = paired_medians(lambda: step_a(steps), lambda: step_b(steps), rounds)
+    problem = random_binary_problem(10, BATCH, shape)
+    a, b = routed(problem, backbone), routed(problem, backbone)
+    without_routing(b.model)  # in place: the optimiser's parameters stay the same
+    ta, tb = medians_in_turns([one_task_steps(a, steps), one_task_steps(b, steps)], rounds, WARMUP)
     print(f"1. TRL cost, {backbone} {'x'.join(map(str, shape))}, batch 64, one task per step: "
           f"{ta / steps * 1e3:.2f} ms vs {tb / steps * 1e3:.2f} ms without TRL -> ratio {ta / tb:.3f} (target <= 1.10)")
 
 
 def task_count(backbone: str, shape, steps: int, rounds: int) -> None:
-    small, large = binary_problem(10, shape), binary_problem(312, shape)
-    (_, a), (_, b) = routed(large, backbone, sigma=0.4), routed(small, backbone, sigma=0.4)
-    step_a, step_b = OneTaskSteps(large, a), OneTaskSteps(small, b)
-    ta, tb = paired_medians(lambda: step_a(steps), lambda: step_b(steps), rounds)
+    small, large = random_binary_problem(10, BATCH, shape), random_binary_problem(312, BATCH, shape)
+    trainer_a, trainer_b = routed(large, backbone, sigma=0.4), routed(small, backbone, sigma=0.4)
+    ta, tb = medians_in_turns([one_task_steps(trainer_a, steps), one_task_steps(trainer_b, steps)], rounds, WARMUP)
+    a, b = trainer_a.model, trainer_b.model
     print(f"2. task count, {backbone}: one-task step with 312 tasks {ta / steps * 1e3:.2f} ms vs 10 tasks "
           f"{tb / steps * 1e3:.2f} ms -> ratio {ta / tb:.3f} (target <= 1.20)")
     print(f"   parameters: trunk {params(a.trunk):,} vs {params(b.trunk):,}; per-task branches and heads "
@@ -117,27 +80,26 @@ def task_count(backbone: str, shape, steps: int, rounds: int) -> None:
 
 @torch.no_grad()
 def evaluation(backbone: str, shape, rounds: int, batch: int) -> None:
-    problem = binary_problem(10, shape, n=batch)
-    _, model = routed(problem, backbone)
-    model.eval()
+    problem = random_binary_problem(10, batch, shape)
+    model = routed(problem, backbone).model.eval()
     x = problem.val.tensors[0]
     loop = lambda: {t: model(x, [t])[t] for t in model.task_names}  # noqa: E731
-    tl, tb = paired_medians(loop, lambda: model(x), rounds)
+    tl, tb = medians_in_turns([loop, lambda: model(x)], rounds, WARMUP)
     print(f"3. evaluation, {backbone}, 10 tasks, batch {batch}: loop over tasks {tl * 1e3:.1f} ms vs one batched "
           f"pass {tb * 1e3:.1f} ms -> {tl / tb:.2f}x faster (target >= 3)")
 
 
 @torch.no_grad()
 def pruned(backbone: str, shape, rounds: int, batch: int = 64) -> None:
-    problem = binary_problem(10, shape, n=batch)
-    strategy, model = routed(problem, backbone, sigma=0.5)
-    model.eval()
-    structure, weights = strategy.structure(model)
+    problem = random_binary_problem(10, batch, shape)
+    trainer = routed(problem, backbone, sigma=0.5)
+    model = trainer.model.eval()
+    structure, weights = trainer.strategy.structure(model)
     task = problem.task_names[0]
     full, one = freeze(structure, weights).eval(), freeze(structure, weights, tasks=[task]).eval()
     x = problem.val.tensors[0]
     assert torch.allclose(one(x)[task], model(x, [task])[task], atol=1e-4)
-    tp, tf = paired_medians(lambda: one(x), lambda: model(x, [task]), rounds)
+    tp, tf = medians_in_turns([lambda: one(x), lambda: model(x, [task])], rounds, WARMUP)
     print(f"4. pruned one-task frozen model, {backbone}, sigma=0.5, batch {batch}: parameters {params(one):,} vs "
           f"{params(model):,} routed ({params(full):,} full frozen) -> ratio {params(one) / params(model):.3f}; "
           f"inference {tp * 1e3:.2f} ms vs {tf * 1e3:.2f} ms routed, one task -> ratio {tp / tf:.3f} (targets < 1)")
