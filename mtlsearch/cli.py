@@ -35,11 +35,21 @@ def _datasets(args) -> None:
 
 def _strategies(args) -> None:
     from .strategies import available, get_strategy
+    from .strategies.setting import dataclass_settings
+    from .training import TrainConfig
+
+    def show(settings) -> None:
+        """Each setting as `--set` takes it (name=default), what it accepts, then what it does."""
+        for s in settings:
+            default = "none" if s.default is None else str(s.default).lower() if s.type is bool else s.default
+            print(f"  {f'{s.name}={default}':<26} {s.describe()}\n  {'':<26} {s.help}")
 
     for name in available():
         cls = get_strategy(name)
-        settings = ", ".join(f"{k}={v}" for k, v in cls.defaults.items()) or "-"
-        print(f"{name:<18} {cls.description}  [{settings}]")
+        print(f"{name:<18} {cls.description}")
+        show(cls.settings)
+    print("every strategy also takes the trainer's settings:")
+    show(dataclass_settings(TrainConfig))
 
 
 def _task_list(text: str | None) -> list[str] | None:

@@ -29,7 +29,6 @@ class FrozenStructure(Strategy):
 
     name = "frozen"
     description = "a fixed sharing structure, retrained from scratch or fine-tuned"
-    defaults: dict = {}
 
     def __init__(self, problem: Problem, frozen: SharingStructure, weights: dict | None = None, seed: int = 0):
         self.frozen, self.weights = frozen, weights

@@ -5,6 +5,7 @@ import json
 from dataclasses import fields
 
 from .errors import ConfigError, UserError
+from .strategies.setting import Setting, dataclass_settings
 from .training import TrainConfig
 
 
@@ -26,29 +27,41 @@ def parse_sets(items: list[str]) -> dict:
     return settings
 
 
-def _coerce(key: str, value, default):
-    """Give a value the type of its default where that is lossless (1 -> 1.0 for a float setting)."""
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+def declared_settings(strategy_cls) -> dict[str, Setting]:
+    """Every setting a run of this strategy takes, by name: the trainer's, then the strategy's own."""
+    return {s.name: s for s in (*dataclass_settings(TrainConfig), *strategy_cls.settings)}
 
 
 def accepted_settings(strategy_cls) -> set[str]:
-    """Every setting a run of this strategy takes: the trainer's and the strategy's own."""
-    return {f.name for f in fields(TrainConfig)} | set(strategy_cls.defaults)
+    """The names of every setting a run of this strategy takes."""
+    return set(declared_settings(strategy_cls))
+
+
+def _declared(settings: dict, strategy_cls) -> dict[str, Setting]:
+    """The declarations of `settings`' keys; an unknown key names every valid one."""
+    declared = declared_settings(strategy_cls)
+    unknown = sorted(set(settings) - set(declared))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for strategy {strategy_cls.name}; "
+                          f"valid: {', '.join(sorted(declared))}")
+    return declared
+
+
+def check_declared(settings: dict, strategy_cls) -> None:
+    """Raise ConfigError unless every key is a declared setting and its (coerced) value one the declaration accepts.
+
+    Needs no problem, so it checks what a search space draws against the declarations alone.
+    """
+    declared = _declared(settings, strategy_cls)
+    for key, value in settings.items():
+        declared[key].check(declared[key].coerce(value))
 
 
 def split_settings(settings: dict, strategy_cls) -> tuple[TrainConfig, dict]:
-    """(trainer config, strategy config); an unknown key names every valid one."""
-    trainer_keys = {f.name: f.default for f in fields(TrainConfig)}
-    strategy_keys = dict(strategy_cls.defaults)
-    unknown = sorted(set(settings) - set(trainer_keys) - set(strategy_keys))
-    if unknown:
-        valid = sorted(set(trainer_keys) | set(strategy_keys))
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for strategy {strategy_cls.name}; "
-                          f"valid: {', '.join(valid)}")
-    train = {k: _coerce(k, v, trainer_keys[k]) for k, v in settings.items() if k in trainer_keys}
-    strategy = {k: _coerce(k, v, strategy_keys[k]) for k, v in settings.items() if k in strategy_keys}
-    config = TrainConfig(**train)
+    """(trainer config, strategy config) with values coerced to their settings' types; unknown keys are refused."""
+    declared = _declared(settings, strategy_cls)
+    trainer_keys = {f.name for f in fields(TrainConfig)}
+    coerced = {k: declared[k].coerce(v) for k, v in settings.items()}
+    config = TrainConfig(**{k: v for k, v in coerced.items() if k in trainer_keys})
     config.validate()
-    return config, strategy
+    return config, {k: v for k, v in coerced.items() if k not in trainer_keys}

@@ -8,6 +8,7 @@ from ..errors import choice_error
 from .base import EpochContext, Strategy
 from .cross_stitch import CrossStitch
 from .hard_sharing import HardSharing
+from .setting import Setting
 from .single_task import SingleTask
 
 BUILTIN: dict[str, type[Strategy] | str] = {cls.name: cls for cls in (SingleTask, HardSharing, CrossStitch)}
@@ -38,4 +39,4 @@ def get_strategy(name: str) -> type[Strategy]:
     return cls if isinstance(cls, type) else cls.load()
 
 
-__all__ = ["Strategy", "EpochContext", "available", "get_strategy", "BASELINES"]
+__all__ = ["Strategy", "EpochContext", "Setting", "available", "get_strategy", "BASELINES"]

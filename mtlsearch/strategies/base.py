@@ -1,7 +1,6 @@
 """The one interface every architecture-learning strategy implements; the trainer knows no strategy by name."""
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -14,6 +13,7 @@ from ..backbones import Backbone, get_backbone
 from ..errors import ConfigError
 from ..problems import Problem
 from ..structure.graph import SharingStructure
+from .setting import Setting, check_settings
 
 
 @dataclass
@@ -32,24 +32,33 @@ class Strategy(ABC):
     """Builds a multi-task model from a problem and a config, shapes its training, reports its structure.
 
     Models take `forward(x, tasks=None)` and return `{task_name: output}` for the requested tasks.
+    Each setting is declared once in `settings`; rules between settings go in `validate`.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    defaults: ClassVar[dict] = {}
+    settings: ClassVar[tuple[Setting, ...]] = ()
 
     def __init__(self, problem: Problem, config: dict | None = None, seed: int = 0):
         self.problem = problem
         self.seed = int(seed)
-        self.config = {**self.defaults, **(config or {})}
-        unknown = sorted(set(self.config) - set(self.defaults))
+        defaults = self.defaults()
+        self.config = {**defaults, **(config or {})}
+        unknown = sorted(set(self.config) - set(defaults))
         if unknown:
-            raise ConfigError(f"unknown {self.name} setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(self.defaults)) or '(none)'}")
+            raise ConfigError(f"unknown {self.name} setting(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(sorted(defaults)) or '(none)'}")
+        check_settings(self.settings, self.config)
         self.validate()
 
     # configuration
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting's default, in declaration order (the order of `config` and of what is written)."""
+        return {s.name: s.default for s in cls.settings}
+
     def validate(self) -> None:
-        """Check `self.config`; raise ConfigError naming the bad value and what is valid."""
+        """Rules no single declaration states (e.g. between settings); raise ConfigError naming what is valid."""
 
     def backbone(self, backbone_name: str | None) -> Backbone:
         return get_backbone(backbone_name, self.problem.input_shape)
@@ -103,20 +112,3 @@ class Strategy(ABC):
         """Write pictures of what the strategy learned; return the file names."""
         return []
 
-
-def check_range(config: dict, key: str, low: float, high: float = math.inf, *, low_open=False, integer=False) -> None:
-    """Raise ConfigError unless config[key] is a number in the range (NaN is refused)."""
-    value = config[key]
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or (isinstance(value, float) and math.isnan(value)):
-        raise ConfigError(f"{key} must be {kind}, got {value!r}")
-    below = value <= low if low_open else value < low
-    if below or value > high:
-        bracket = "(" if low_open else "["
-        raise ConfigError(f"{key} must be in {bracket}{low}, {high}], got {value!r}")
-
-
-def check_choice(config: dict, key: str, valid) -> None:
-    if config[key] not in valid:
-        raise ConfigError(f"{key} must be one of {', '.join(map(str, valid))}, got {config[key]!r}")

@@ -6,17 +6,15 @@ initialised alpha_tt = `self_weight`, the rest (1 - self_weight) / (T - 1).
 from __future__ import annotations
 
 from ..structure.builders import add_chain, add_head, op_of
-from .base import check_range
+from .setting import Setting
 from .structured import StructuredStrategy
 
 
 class CrossStitch(StructuredStrategy):
     name = "cross_stitch"
     description = "per-task columns linearly mixed by learned cross-stitch units"
-    defaults = {"self_weight": 0.9}
-
-    def validate(self):
-        check_range(self.config, "self_weight", 0.0, 1.0)
+    settings = (Setting("self_weight", float, 0.9, "initial alpha_tt, a column's weight on itself in its own stitch",
+                        low=0.0, high=1.0),)
 
     def make_structure(self, backbone):
         s = self.new_structure(backbone)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
 from ..problems import Problem
 from ..problems.data import batches
-from ..strategies.base import EpochContext, Strategy, check_range
+from ..strategies.base import EpochContext, Strategy
+from ..strategies.setting import check_settings, dataclass_settings, setting_field
 from .evaluate import evaluate
 
 
@@ -30,20 +30,14 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Settings every strategy shares (set with --set key=value like a strategy's own)."""
 
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    backbone: str | None = None
+    epochs: int = setting_field(int, 20, "passes over the training data", low=1)
+    lr: float = setting_field(float, 1e-3, "Adam's learning rate", low=0.0, low_open=True)
+    batch_size: int = setting_field(int, 64, "examples per optimiser step", low=1)
+    weight_decay: float = setting_field(float, 0.0, "Adam's weight decay", low=0.0)
+    backbone: str | None = setting_field(str, None, "the network the strategy builds on (none: the problem's default)")
 
     def validate(self) -> None:
-        values = asdict(self)
-        check_range(values, "epochs", 1, integer=True)
-        check_range(values, "batch_size", 1, integer=True)
-        check_range(values, "lr", 0.0, low_open=True)
-        check_range(values, "weight_decay", 0.0)
-        if self.backbone is not None and not isinstance(self.backbone, str):
-            raise ConfigError(f"backbone must be a name, got {self.backbone!r}")
+        check_settings(dataclass_settings(type(self)), asdict(self))
 
 
 def device_for(name: str | None = None) -> torch.device:

@@ -26,7 +26,8 @@ from torch import nn
 from ...backbones import Backbone
 from ...errors import ConfigError, UserError
 from ...structure.network import BlockNetwork, module_key
-from ..base import EpochContext, check_choice, check_range
+from ..base import EpochContext
+from ..setting import Setting
 from ..structured import StructuredStrategy
 from .capture import BranchGradients, gradients_finite
 from .criteria import CRITERIA, groups_of
@@ -39,8 +40,18 @@ from .merging import (MERGE_RULES, branch_nodes, carry_weights, check_groups, la
 class SelectiveSharing(StructuredStrategy):
     name = "selective_sharing"
     description = "identical per-task branches merged by HDBSCAN on Tensor-Train gradient factors (Strezoski 2019)"
-    defaults = {"criterion": "similarity", "tt_rank": 8, "min_cluster_size": 2, "min_samples": 1,
-                "start_epoch": 1, "patience": 3, "merge": "lowest_loss"}
+    settings = (
+        Setting("criterion", str, "similarity", "which branches merge: the sharing directive (criteria.py)",
+                choices=tuple(CRITERIA)),
+        Setting("tt_rank", int, 8, "rank of the Tensor-Train decomposition of the stacked branch gradients", low=1),
+        Setting("min_cluster_size", int, 2, "HDBSCAN's smallest group of branches", low=2),
+        Setting("min_samples", int, 1, "HDBSCAN's core-distance neighbour (1: mutual reachability is the distance)",
+                low=1),
+        Setting("start_epoch", int, 1, "first epoch at whose end the branches are clustered", low=1),
+        Setting("patience", int, 3, "clustering epochs without a change before the structure locks", low=1),
+        Setting("merge", str, "lowest_loss", "merged weights: the branch with the lowest loss, or elementwise "
+                "mean, max or min", choices=MERGE_RULES),
+    )
 
     def __init__(self, problem, config=None, seed=0):
         super().__init__(problem, config, seed)
@@ -55,17 +66,11 @@ class SelectiveSharing(StructuredStrategy):
         self._capture: BranchGradients | None = None
 
     def validate(self):
+        """Grouping needs at least two tasks."""
         if len(self.problem.tasks) < 2:
             names = ", ".join(self.problem.task_names)
             raise UserError(f"selective_sharing groups tasks, so it needs at least 2; problem "
                             f"{self.problem.name!r} has {len(self.problem.tasks)} ({names})")
-        check_choice(self.config, "criterion", list(CRITERIA))
-        check_choice(self.config, "merge", MERGE_RULES)
-        check_range(self.config, "tt_rank", 1, integer=True)
-        check_range(self.config, "min_cluster_size", 2, integer=True)
-        check_range(self.config, "min_samples", 1, integer=True)
-        check_range(self.config, "start_epoch", 1, integer=True)
-        check_range(self.config, "patience", 1, integer=True)
 
     # model
     def make_structure(self, backbone: Backbone, groups: list[list[str]] | None = None):

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base import EpochContext, Strategy, check_choice, check_range
+from ..base import EpochContext, Strategy
+from ..setting import Setting
 from ...errors import ConfigError
 from .export import argmax_structure
 from .layers import P_INITS, P_NORMALISATIONS
@@ -19,45 +20,43 @@ from .network import SFGNetwork
 class StochasticFilterGroups(Strategy):
     name = "sfg"
     description = "every kernel learns a task-specific or shared group (Bragman et al. 2019), T tasks"
-    defaults = {
-        "tau0": 1.0,  # Gumbel-softmax temperature (at step 0 when annealed; published: constant 0.1)
-        "tau_min": 0.05,  # floor of the annealed temperature
-        "anneal_rate": 0.0,  # tau = max(tau_min, tau0 * exp(-anneal_rate * step)); 0: constant tau0
-        "lambda1": 5e-4,  # weight of sum ||M||^2 over the grouped layers' kernels
-        "lambda2": 0.1,  # weight of the (maximised) sum over layers of the mean entropy of p (published: 1)
-        "p_init": "uniform",  # uniform, dirichlet (Dirichlet(1, ..., 1)) or vertex (each kernel near one group)
-        "p_normalise": "softplus",  # p = softplus(theta) / sum (published code) or softmax(theta)
-        "p_lr_scale": 100.0,  # theta = p_lr_scale * phi, phi trained: the logits learn this much faster than weights
-        "straight_through": True,  # hard one-hot samples forward, soft gradient back; False: soft samples
-        "sample_per_example": False,  # one allocation per example instead of one per forward pass
-        "combine": "conv1x1",  # next task stream: 1x1 conv over concat(task, shared) outputs, or their sum
-        "inference": "argmax",  # evaluation: argmax allocation, or mc (vote / mean over mc_samples allocations)
-        "mc_samples": 10,
-        "calibration_batches": 4,  # recent training batches that re-estimate BN statistics before evaluation
-    }
+    settings = (
+        Setting("tau0", float, 1.0, "Gumbel-softmax temperature (at step 0 when annealed; published: constant 0.1)",
+                low=0.0, low_open=True),
+        Setting("tau_min", float, 0.05, "floor of the annealed temperature", low=0.0, low_open=True),
+        Setting("anneal_rate", float, 0.0, "tau = max(tau_min, tau0 * exp(-anneal_rate * step)); 0: constant tau0",
+                low=0.0),
+        Setting("lambda1", float, 5e-4, "weight of sum ||M||^2 over the grouped layers' kernels", low=0.0),
+        Setting("lambda2", float, 0.1, "weight of the (maximised) sum over layers of the mean entropy of p "
+                "(published: 1)", low=0.0),
+        Setting("p_init", str, "uniform", "p at the start: uniform, Dirichlet(1, ..., 1) draws, or each kernel near "
+                "one group", choices=P_INITS),
+        Setting("p_normalise", str, "softplus", "p = softplus(theta) / sum (published code) or softmax(theta)",
+                choices=P_NORMALISATIONS),
+        Setting("p_lr_scale", float, 100.0, "theta = p_lr_scale * phi, phi trained: the logits learn this much faster "
+                "than weights", low=0.0, low_open=True),
+        Setting("straight_through", bool, True, "hard one-hot samples forward, soft gradient back; false: soft "
+                "samples"),
+        Setting("sample_per_example", bool, False, "one allocation per example instead of one per forward pass"),
+        Setting("combine", str, "conv1x1", "next task stream: 1x1 conv over concat(task, shared) outputs, or their "
+                "sum", choices=("conv1x1", "sum")),
+        Setting("inference", str, "argmax", "evaluation: argmax allocation, or mc (vote / mean over mc_samples "
+                "allocations)", choices=("argmax", "mc")),
+        Setting("mc_samples", int, 10, "allocations sampled per evaluation with inference=mc", low=1),
+        Setting("calibration_batches", int, 4, "recent training batches that re-estimate BN statistics before "
+                "evaluation", low=0),
+    )
 
     def __init__(self, problem, config=None, seed=0):
         super().__init__(problem, config, seed)
         self.trajectory: list[list[np.ndarray]] = []  # p of every layer at the start and after every epoch
 
     def validate(self):
+        """An annealed temperature must start at or above its floor."""
         c = self.config
-        for key in ("tau0", "tau_min", "p_lr_scale"):
-            check_range(c, key, 0.0, low_open=True)
-        for key in ("anneal_rate", "lambda1", "lambda2"):
-            check_range(c, key, 0.0)
         if c["anneal_rate"] > 0 and c["tau_min"] > c["tau0"]:
             raise ConfigError(f"tau_min must not exceed tau0 when annealing, got tau_min={c['tau_min']!r} > "
                               f"tau0={c['tau0']!r}")
-        check_choice(c, "p_init", P_INITS)
-        check_choice(c, "p_normalise", P_NORMALISATIONS)
-        check_choice(c, "combine", ("conv1x1", "sum"))
-        check_choice(c, "inference", ("argmax", "mc"))
-        for key in ("straight_through", "sample_per_example"):
-            if not isinstance(c[key], bool):
-                raise ConfigError(f"{key} must be true or false, got {c[key]!r}")
-        check_range(c, "mc_samples", 1, integer=True)
-        check_range(c, "calibration_batches", 0, integer=True)
 
     def build(self, backbone, state=None) -> SFGNetwork:
         model = SFGNetwork(backbone, self.problem.tasks, self.config, self.seed)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import ConfigError
-from ..base import Strategy, check_choice, check_range
+from ..base import Strategy
+from ..setting import Setting
 from .masks import MASK_MODES, TaskRoutingLayer, make_masks
 from .model import TaskRoutedNetwork
 from .structure import routed_structure
@@ -34,22 +35,15 @@ TASK_SAMPLING = ("one", "all")
 class TaskRouting(Strategy):
     name = "task_routing"
     description = "fixed per-task channel masks after every conv, sharing ratio sigma (Strezoski et al. 2019)"
-    defaults = {"sigma": 0.5, "mask_mode": "partition", "task_sampling": "one", "route_linear": False}
-
-    def validate(self) -> None:
-        sigma = self.config["sigma"]
-        if isinstance(sigma, (list, tuple)):
-            if not sigma:
-                raise ConfigError("sigma must be a number in [0, 1] or a non-empty list of them (one per routed "
-                                  "layer), got []")
-            for i, value in enumerate(sigma):
-                check_range({f"sigma[{i}]": value}, f"sigma[{i}]", 0.0, 1.0)
-        else:
-            check_range(self.config, "sigma", 0.0, 1.0)
-        check_choice(self.config, "mask_mode", MASK_MODES)
-        check_choice(self.config, "task_sampling", TASK_SAMPLING)
-        if not isinstance(self.config["route_linear"], bool):
-            raise ConfigError(f"route_linear must be true or false, got {self.config['route_linear']!r}")
+    settings = (
+        Setting("sigma", float, 0.5, "sharing ratio: share of channels every task uses (partition) or drops (knockout)",
+                low=0.0, high=1.0, per_layer="routed layer"),
+        Setting("mask_mode", str, "partition", "partition: the paper's shared and dealt channels; knockout: the "
+                "published code's random zeros", choices=MASK_MODES),
+        Setting("task_sampling", str, "one", "one: a random task per batch (Algorithm 1); all: every task every "
+                "batch", choices=TASK_SAMPLING),
+        Setting("route_linear", bool, False, "also mask the trunk's linear layers"),
+    )
 
     def routed_units(self, backbone) -> list[int]:
         """Trunk units that get a TRL: the convs, plus the linear layers if asked or if there is no conv."""
