@@ -1,11 +1,10 @@
 """All three discovery strategies in one space: the strategy is a categorical, its parameters conditional on it."""
 from search_spaces import selective_sharing, sfg, task_routing
-from search_spaces.common import training
+from search_spaces.common import one_of
 
 STRATEGIES = {"task_routing": task_routing.parameters, "sfg": sfg.parameters,
               "selective_sharing": selective_sharing.parameters}
 
 
 def space(trial) -> dict:
-    strategy = trial.suggest_categorical("strategy", tuple(STRATEGIES))
-    return {"strategy": strategy, **STRATEGIES[strategy](trial), **training(trial)}
+    return one_of(trial, "strategy", STRATEGIES)

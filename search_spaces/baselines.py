@@ -1,15 +1,17 @@
 """The papers' baselines: single-task networks, hard sharing, cross-stitch."""
-from search_spaces.common import training
-
-STRATEGIES = ("single_task", "hard_sharing", "cross_stitch")
+from search_spaces.common import one_of
 
 
-def parameters(trial, strategy: str) -> dict:
-    if strategy == "cross_stitch":
-        return {"self_weight": trial.suggest_float("self_weight", 0.5, 1.0)}
+def no_parameters(trial) -> dict:
     return {}
 
 
+def cross_stitch(trial) -> dict:
+    return {"self_weight": trial.suggest_float("self_weight", 0.5, 1.0)}
+
+
+STRATEGIES = {"single_task": no_parameters, "hard_sharing": no_parameters, "cross_stitch": cross_stitch}
+
+
 def space(trial) -> dict:
-    strategy = trial.suggest_categorical("baseline", STRATEGIES)
-    return {"strategy": strategy, **parameters(trial, strategy), **training(trial)}
+    return one_of(trial, "baseline", STRATEGIES)

@@ -1,11 +1,10 @@
 """Selective Sharing: the clustering criterion and the knobs of factorisation, clustering and locking."""
+from mtlsearch.strategies.selective_sharing import CRITERIA
 from search_spaces.common import training
-
-CRITERIA = ("similarity", "dissimilarity", "variance", "random")
 
 
 def parameters(trial) -> dict:
-    return {"criterion": trial.suggest_categorical("criterion", CRITERIA),
+    return {"criterion": trial.suggest_categorical("criterion", tuple(CRITERIA)),
             "tt_rank": trial.suggest_int("tt_rank", 2, 8),
             "min_cluster_size": trial.suggest_int("min_cluster_size", 2, 3),
             "start_epoch": trial.suggest_int("start_epoch", 1, 2),
