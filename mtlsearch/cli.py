@@ -1,4 +1,4 @@
-"""The `mtlsearch` command line: user mistakes end in one line on stderr and exit status 2."""
+"""The `mtlsearch` command line: user mistakes end in one line on stderr and exit status 2, Ctrl-C in 130."""
 from __future__ import annotations
 
 import argparse
@@ -149,15 +149,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAGS = {"out_dir": "--out", "settings": "--set", "fixed": "--set"}  # where a parameter's flag has another name
+
+
+def flag(argument: str) -> str:
+    """The command-line flag of a library parameter: `data_root` -> --data-root."""
+    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
     except UserError as err:
-        print(f"mtlsearch {args.command}: error: {err}", file=sys.stderr)
+        print(f"mtlsearch {args.command}: error: {err.worded(flag)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mtlsearch {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a search says how to resume it
+        print(f"mtlsearch {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

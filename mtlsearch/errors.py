@@ -1,8 +1,26 @@
 """Errors a user can cause: the CLI turns them into one line and exit status 2."""
+from __future__ import annotations
+
+from typing import Callable
 
 
 class UserError(ValueError):
-    """Bad input from a user: a one-line message naming what is wrong and what is valid."""
+    """Bad input from a user: a one-line message naming what is wrong and what is valid.
+
+    `arguments` are the caller's parameters the message names in backticks (`out`): a Python caller reads the
+    parameter, the command line words each as its flag (`worded`), so the library never names a flag itself.
+    """
+
+    def __init__(self, message: str, arguments: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.arguments = tuple(arguments)
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each named argument `x` written as `name(x)`."""
+        text = str(self)
+        for argument in self.arguments:
+            text = text.replace(f"`{argument}`", name(argument))
+        return text
 
 
 class ConfigError(UserError):

@@ -12,6 +12,7 @@ import torchvision.datasets.celeba
 import torchvision.datasets.cifar
 from PIL import Image
 
+from mtlsearch.cli import flag
 from mtlsearch.errors import UserError
 from mtlsearch.problems.data import batches, seeded_split
 from mtlsearch.problems.torchvision_sets import (TORCHVISION_DATASETS, celeba, cifar10, fashion_mnist, mnist,
@@ -184,7 +185,7 @@ def test_missing_files_are_a_user_error(tmp_path, name):
     loader = TORCHVISION_DATASETS[name][0]
     with pytest.raises(UserError) as info:
         loader(tmp_path / "empty")
-    message = str(info.value)
+    message = info.value.worded(flag)  # as the command line shows it
     assert "\n" not in message and "not found" in message and "download=True" not in message
     assert repr(name) in message and str(tmp_path / "empty") in message and "--download" in message
 

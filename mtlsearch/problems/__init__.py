@@ -40,7 +40,8 @@ def load_problem(spec: str, data_root: str | None = None, download: bool = False
         return BUILTIN_DATASETS[spec][0]()
     if spec in TORCHVISION_DATASETS:
         if data_root is None:
-            raise UserError(f"dataset {spec!r} is read from disk: pass --data-root DIR (and --download to fetch it)")
+            raise UserError(f"dataset {spec!r} is read from disk: pass `data_root`, its directory (and `download` "
+                            "to fetch it there)", ("data_root", "download"))
         return TORCHVISION_DATASETS[spec][0](data_root, download=download)
     plugins = {ep.name: ep for ep in entry_points(group="mtlsearch.datasets")}
     if spec in plugins:

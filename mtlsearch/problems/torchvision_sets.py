@@ -30,7 +30,7 @@ def _open(dataset_class, name: str, data_root, download: bool, **kwargs):
     except (RuntimeError, OSError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". You can use download")[0]
         raise UserError(f"cannot load dataset {name!r} from data root {str(data_root)!r} ({reason}); "
-                        "pass --download or place the files there") from None
+                        "pass `download` or place the files there", ("download",)) from None
 
 
 def _float_images(images: np.ndarray, channels_last: bool) -> np.ndarray:

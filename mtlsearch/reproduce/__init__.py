@@ -45,10 +45,11 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
     """Refuse a file, or an earlier RESULTS.md or results/ unless `overwrite`, before anything runs."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a directory")
+        raise UserError(f"`out_dir` {out} is a file; give a directory", ("out_dir",))
     earlier = [p for p in (out / "RESULTS.md", out / "results") if p.exists()]
     if earlier and not overwrite:
-        raise UserError(f"{earlier[0]} exists; pass --overwrite to replace it or choose another --out")
+        raise UserError(f"{earlier[0]} exists; pass `overwrite` to replace it or choose another `out_dir`",
+                        ("overwrite", "out_dir"))
     return out
 
 

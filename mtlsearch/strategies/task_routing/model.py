@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from ...backbones import Backbone, build_units
-from ...errors import UserError
 from ...problems import Task
 from .heads import TaskHeads
 from .masks import TaskConditioned, TaskRoutingLayer
@@ -34,13 +34,13 @@ class TaskRoutedNetwork(nn.Module):
         self.task_index = {name: i for i, name in enumerate(self.task_names)}
         self.fold_budget = fold_budget
         self.widest = widest_activation(backbone)
-        self.trunk = build_units(backbone.trunk, backbone.input_shape)
+        self.trunk = build_units(backbone.trunk, backbone.input_shape,
+                                 partial(TaskBalancedBatchNorm, n_tasks=len(tasks)))
         for unit, mask in masks.items():
             self.trunk[unit].route = TaskRoutingLayer(torch.as_tensor(mask), fans_out=unit == min(masks))
         classes = input_classes(masks, len(self.trunk), len(tasks))
         for unit, unit_classes in zip(self.trunk, classes):
-            if isinstance(unit.norm, nn.modules.batchnorm._BatchNorm):
-                unit.norm = TaskBalancedBatchNorm(unit.norm, len(tasks))
+            if isinstance(unit.norm, TaskBalancedBatchNorm):
                 unit.norm.set_classes(unit_classes)
         self.heads = TaskHeads(backbone.branch, math.prod(backbone.trunk_shape), [t.out_features for t in tasks])
 
@@ -74,7 +74,7 @@ class TaskRoutedNetwork(nn.Module):
         unknown = [n for n in names if n not in self.task_index]
         if unknown or not names or len(set(names)) != len(names):
             problem = f"unknown task(s) {', '.join(map(repr, unknown))}" if unknown else "tasks must be distinct"
-            raise UserError(f"{problem}; valid: {', '.join(self.task_names)}")
+            raise ValueError(f"{problem}; valid: {', '.join(self.task_names)}")  # a caller's bug, not a user's input
         return [self.task_index[n] for n in names]
 
 
