@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from .errors import UserError
 from .problems import Problem, load_problem
-from .run import fit_and_write, prepare_out_dir, write_json
+from .run import RunWriter, prepare_out_dir
 from .settings import split_settings
 from .strategies.base import Strategy
 from .structure.freeze import freeze
@@ -86,7 +86,7 @@ def select_tasks(problem: Problem, names: list[str]) -> Problem:
                    true_groups=groups, info=dict(problem.info), **splits)
 
 
-def run_config(source: Path) -> dict:
+def saved_run_config(source: Path) -> dict:
     """The config.json of a run: in `source`, or in its parent for a run's frozen/ or export folder."""
     for directory in (source, source.parent):
         path = directory / "config.json"
@@ -111,20 +111,18 @@ def retrain_run(source, out, *, epochs: int, mode: str = "scratch", seed: int = 
     if mode == "finetune":
         weights = load_weights_file(where / "weights.safetensors")
         freeze(structure, weights)  # refuse weights that do not fit before any data is loaded
-    config = run_config(source)
+    config = saved_run_config(source)
     dataset = dataset or config.get("dataset")
     if not dataset:
-        raise UserError(f"{source}: no config.json naming the dataset here or in {source.parent}; pass --dataset")
+        raise UserError(f"{source}: no config.json naming the dataset here or in {source.parent}; pass `dataset`",
+                        ("dataset",))
     data_root = data_root or config.get("data_root")
     previous = {k: v for k, v in (config.get("train") or {}).items() if k != "epochs"}
     train_config, _ = split_settings({**previous, **(settings or {}), "epochs": epochs}, FrozenStructure)
     problem = problem_for(load_problem(dataset, data_root=data_root, download=download), structure)
-    learner = FrozenStructure(problem, structure, weights, seed)
-    trainer = Trainer(problem, learner, train_config, seed=seed, quiet=quiet, device=device)
-    out = trainer.out_dir = prepare_out_dir(out, overwrite)  # only once the model is built
+    trainer = Trainer(problem, FrozenStructure(problem, structure, weights, seed), train_config, seed=seed,
+                      quiet=quiet, device=device)
+    out = prepare_out_dir(out, overwrite)  # only once the model is built
     retrain = {"source": str(source), "mode": mode, "tasks": structure.task_names}
-    write_json(out / "config.json", {"dataset": dataset, "strategy": structure.strategy, "seed": seed,
-                                     "train": train_config.__dict__, "strategy_config": structure.graph.graph["config"],
-                                     "data_root": data_root, "retrain": retrain})
-    return fit_and_write(out, trainer, {"strategy": structure.strategy, "dataset": dataset, "seed": seed,
-                                        "retrain": retrain})
+    return RunWriter(out, dataset, structure.strategy, seed, data_root, origin={"retrain": retrain},
+                     strategy_config=structure.graph.graph["config"]).fit_and_write(trainer)

@@ -19,8 +19,9 @@ import torch
 
 from ..problems import Problem, Task, load_problem
 from ..problems.data import tensor_dataset
+from ..run import tested
 from ..strategies import get_strategy
-from ..training import TrainConfig, Trainer, TrainingDiverged, evaluate
+from ..training import TrainConfig, Trainer, TrainingDiverged
 
 HISTORY_KEYS = {"epoch", "train_loss", "val_score", "val_loss", "seconds", "params"}  # the trainer's own keys
 
@@ -76,16 +77,16 @@ def train(job: Run) -> dict:
         trainer = Trainer(problem, strategy, TrainConfig(epochs=job.epochs), seed=job.seed, quiet=True)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
-            best = trainer.fit()
+            trainer.fit()
         except TrainingDiverged as err:
             return {"error": f"diverged: {err}"}
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    test = evaluate(trainer.model, problem, "test", device=trainer.device)
+    result = tested(trainer)
     return jsonable({
-        "test": test, "params": trainer.params(), "seconds": wall, "cpu_seconds": cpu, "best_epoch": best["epoch"],
-        "val_scores": [h["val_score"] for h in trainer.history],
-        "logs": [{k: v for k, v in h.items() if k not in HISTORY_KEYS} for h in trainer.history],
-        "report": strategy.report(), "config": strategy.config, "task_types": {t.name: t.type for t in problem.tasks},
+        "test": result["test"], "params": result["params"], "seconds": wall, "cpu_seconds": cpu,
+        "best_epoch": result["best_epoch"], "val_scores": [h["val_score"] for h in result["history"]],
+        "logs": [{k: v for k, v in h.items() if k not in HISTORY_KEYS} for h in result["history"]],
+        "report": result["report"], "config": strategy.config, "task_types": {t.name: t.type for t in problem.tasks},
         "true_groups": problem.true_groups,
         "warnings": sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})})
 

@@ -53,7 +53,7 @@ def _context():
     return context
 
 
-class Progress:
+class RunProgress:
     """One bar over every run; quiet when stderr is not a terminal."""
 
     def __init__(self, total: int, quiet: bool):
@@ -71,7 +71,7 @@ class Chains:
     """Cost measurements, one chain per method in ascending task count: a chain's next count starts only
     when the previous one is done, and is skipped when the smaller counts predict it would break the budget."""
 
-    def __init__(self, chains: list[list[Cost]], budget_bytes: float, progress: Progress):
+    def __init__(self, chains: list[list[Cost]], budget_bytes: float, progress: RunProgress):
         self.chains, self.budget_bytes, self.progress = chains, budget_bytes, progress
         self.position = [0] * len(chains)
         self.done: list[list[tuple[Cost, dict]]] = [[] for _ in chains]
@@ -98,7 +98,7 @@ class Chains:
         self.progress.done(f"{job.method} {job.n_tasks} tasks")
 
 
-def run_all(runs: list[Run], chains: Chains, workers: int, progress: Progress) -> dict:
+def run_all(runs: list[Run], chains: Chains, workers: int, progress: RunProgress) -> dict:
     """Keep `workers` processes busy: cost measurements first (each in a fresh process, so its peak memory is
     its own), training runs in the free slots, longest expected first."""
     trained: dict[Run, dict] = {}
@@ -140,7 +140,7 @@ def execute(runs: list[Run], chains: list[list[Cost]], workers: int, budget_byte
     """(training results by Run, cost results by Cost, wall seconds); duplicate runs are trained once."""
     runs = list(dict.fromkeys(runs))
     started = time.perf_counter()
-    progress = Progress(len(runs) + sum(len(c) for c in chains), quiet)
+    progress = RunProgress(len(runs) + sum(len(c) for c in chains), quiet)
     try:
         scheduled = Chains(chains, budget_bytes, progress)
         trained = run_all(runs, scheduled, workers, progress)
