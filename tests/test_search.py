@@ -6,7 +6,9 @@ import signal
 import pytest
 from ray import tune
 
-from mtlsearch.search import SearchConfig, SearchInterrupted, search
+from mtlsearch.cli import main
+from mtlsearch.errors import UserError
+from mtlsearch.search import SearchConfig, SearchInterrupted, TrialRecord, search
 from mtlsearch.search.results import pareto_front
 
 TINY = {"epochs": 1, "batch_size": 128}  # every trial trains one epoch: these tests check the search, not learning
@@ -74,11 +76,47 @@ def test_multi_objective_front_has_no_dominated_point(ray_session, tmp_path):
 
 
 def test_pareto_front_leaves_out_stopped_and_dominated_trials():
-    records = [{"trial": "a", "status": "done", "val_score": 0.9, "params": 10},
-               {"trial": "b", "status": "done", "val_score": 0.95, "params": 20},
-               {"trial": "c", "status": "done", "val_score": 0.85, "params": 30},  # dominated by a
-               {"trial": "d", "status": "stopped", "val_score": 0.99, "params": 5}]  # ASHA-stopped: not eligible
-    assert [r["trial"] for r in pareto_front(records)] == ["a", "b"]
+    records = [TrialRecord("a", "hard_sharing", "done", val_score=0.9, params=10),
+               TrialRecord("b", "hard_sharing", "done", val_score=0.95, params=20),
+               TrialRecord("c", "hard_sharing", "done", val_score=0.85, params=30),  # dominated by a
+               TrialRecord("d", "hard_sharing", "stopped", val_score=0.99, params=5)]  # ASHA-stopped: not eligible
+    assert [r.trial for r in pareto_front(records)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("field, value, valid", [("backend", "nonsense", "optuna, ray"),
+                                                 ("scheduler", "nonsense", "asha, none"),
+                                                 ("sampler", "nonsense", "nsga2, random, tpe")])
+def test_search_config_refuses_unknown_choices(field, value, valid):
+    with pytest.raises(UserError, match=f"unknown {field} 'nonsense'; valid: {valid}"):
+        SearchConfig(**{field: value})
+
+
+@pytest.mark.parametrize("flag, valid", [("--backend", "'ray', 'optuna'"), ("--scheduler", "'asha', 'none'"),
+                                         ("--sampler", "'tpe', 'nsga2', 'random'")])
+def test_search_command_refuses_unknown_choices(capsys, flag, valid):
+    with pytest.raises(SystemExit) as done:
+        main(["search", flag, "nonsense"])
+    assert done.value.code == 2 and valid in capsys.readouterr().err
+
+
+def test_search_errors_name_flags_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(UserError, match="`trials` must be at least 1"):
+        SearchConfig(trials=0)
+    assert main(["search", "--trials", "0", "--out", str(tmp_path)]) == 2
+    assert "error: --trials must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["search", "--objectives", "params", "--out", str(tmp_path)]) == 2
+    assert "error: --objectives params is not valid" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_search_exits_130_with_the_resume_hint(tmp_path, capsys, monkeypatch):
+    import mtlsearch.search.driver as driver
+
+    def interrupted(config, **_):
+        raise SearchInterrupted(config.run_dir)
+
+    monkeypatch.setattr(driver, "search", interrupted)
+    assert main(["search", "--out", str(tmp_path), "--name", "s"]) == 130
+    assert f"mtlsearch search --resume {tmp_path / 's'}" in capsys.readouterr().err
 
 
 def test_fixed_strategy_drops_what_the_space_drew_for_other_strategies():

@@ -2,7 +2,9 @@
 
 The driver is imported on first use, so `mtlsearch --help` and its error messages stay fast.
 """
-_DRIVER = ("SearchConfig", "SearchInterrupted", "search", "finish", "load_config", "Progress")
+from .config import SearchConfig, SearchInterrupted, TrialRecord, TrialStatus
+
+_DRIVER = ("search", "finish", "load_config", "TrialProgress")
 
 
 def __getattr__(name):
@@ -13,4 +15,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'mtlsearch.search' has no attribute {name!r}")
 
 
-__all__ = list(_DRIVER)
+__all__ = ["SearchConfig", "SearchInterrupted", "TrialRecord", "TrialStatus", *_DRIVER]

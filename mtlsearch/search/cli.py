@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from ..errors import UserError
+from .config import BACKENDS, SAMPLERS, SCHEDULERS
 
 
 def add_commands(sub) -> None:
@@ -13,10 +13,10 @@ def add_commands(sub) -> None:
     s.add_argument("--trials", type=int, default=12)
     s.add_argument("--name", help="run name: results go to OUT/NAME (default: search-<date>-<time>)")
     s.add_argument("--out", default="runs")
-    s.add_argument("--backend", choices=("ray", "optuna"), default="ray")
+    s.add_argument("--backend", choices=BACKENDS, default="ray")
     s.add_argument("--objectives", default="score", help="score (default) or score,params for a Pareto front")
-    s.add_argument("--sampler", choices=("tpe", "nsga2", "random"), help="default: tpe, nsga2 for two objectives")
-    s.add_argument("--scheduler", choices=("asha", "none"), default="none", help="Ray: stop weak trials early")
+    s.add_argument("--sampler", choices=tuple(SAMPLERS), help="default: tpe, nsga2 for two objectives")
+    s.add_argument("--scheduler", choices=SCHEDULERS, default="none", help="Ray: stop weak trials early")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--address", help="Ray: join a cluster (auto or HOST:PORT) instead of starting a local Ray")
     s.add_argument("--cpus-per-trial", type=float, default=1.0)
@@ -34,21 +34,15 @@ def add_commands(sub) -> None:
 
 
 def _config(args):
-    from ..optuna import parse_objectives
     from ..settings import parse_sets
-    from .driver import SearchConfig
+    from .config import SearchConfig, parse_objectives
 
-    for flag, value, low in (("--trials", args.trials, 1), ("--concurrency", args.concurrency, 1)):
-        if value < low:
-            raise UserError(f"{flag} must be at least {low}, got {value}")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UserError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     objectives = parse_objectives(args.objectives)
     return SearchConfig(dataset=args.dataset, space=args.space, trials=args.trials,
                         name=args.name or time.strftime("search-%Y%m%d-%H%M%S"), out=args.out, backend=args.backend,
                         objectives=objectives, sampler=args.sampler or ("nsga2" if len(objectives) > 1 else "tpe"),
-                        scheduler=None if args.scheduler == "none" else args.scheduler, seed=args.seed,
-                        address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                        scheduler=args.scheduler, seed=args.seed, address=args.address,
+                        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
                         concurrency=args.concurrency, storage=args.storage, data_root=args.data_root,
                         fixed=parse_sets(args.set))
 

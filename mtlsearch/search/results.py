@@ -1,4 +1,7 @@
-"""What a search leaves behind: a leaderboard, the Pareto front, and the best structure of each strategy."""
+"""What a search leaves behind: a leaderboard, the Pareto front, and the best structure of each strategy.
+
+The pareto picture is a matplotlib Figure (no pyplot state), so importing this module leaves the backend alone.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,45 +9,46 @@ import json
 import warnings
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from .config import TrialRecord, TrialStatus
 
 COLUMNS = ["trial", "strategy", "status", "val_score", "params", "epochs_done", "hyperparameters", "error"]
 
 
-def pareto_front(records: list[dict]) -> list[dict]:
+def finished(records: list[TrialRecord]) -> list[TrialRecord]:
+    return [r for r in records if r.status == TrialStatus.DONE]
+
+
+def pareto_front(records: list[TrialRecord]) -> list[TrialRecord]:
     """Finished trials no other finished trial beats on both score (higher) and parameters (fewer)."""
-    done = [r for r in records if r["status"] == "done"]
+    done = finished(records)
     return [r for r in done if not any(
-        o["val_score"] >= r["val_score"] and o["params"] <= r["params"] and
-        (o["val_score"] > r["val_score"] or o["params"] < r["params"]) for o in done)]
+        o.val_score >= r.val_score and o.params <= r.params and
+        (o.val_score > r.val_score or o.params < r.params) for o in done)]
 
 
-def best_per_strategy(records: list[dict]) -> dict[str, dict]:
+def best_per_strategy(records: list[TrialRecord]) -> dict[str, TrialRecord]:
     """The finished trial with the best validation score for each strategy (fewer parameters break ties)."""
-    best: dict[str, dict] = {}
-    for r in records:
-        if r["status"] != "done":
-            continue
-        current = best.get(r["strategy"])
-        if current is None or (r["val_score"], -r["params"]) > (current["val_score"], -current["params"]):
-            best[r["strategy"]] = r
+    best: dict[str, TrialRecord] = {}
+    for r in finished(records):
+        current = best.get(r.strategy)
+        if current is None or (r.val_score, -r.params) > (current.val_score, -current.params):
+            best[r.strategy] = r
     return best
 
 
-def _row(r: dict) -> dict:
-    hyper = {k: v for k, v in r["config"].items() if k != "strategy"}
-    score = "" if r["val_score"] is None else f"{r['val_score']:.4f}"
-    return {"trial": r["trial"], "strategy": r["strategy"], "status": r["status"], "val_score": score,
-            "params": "" if r["params"] is None else r["params"], "epochs_done": r["epochs_done"],
-            "hyperparameters": json.dumps(hyper, sort_keys=True), "error": (r.get("error") or "").strip().split("\n")[0]}
+def _row(r: TrialRecord) -> dict:
+    hyper = {k: v for k, v in r.sampled.items() if k != "strategy"}
+    score = "" if r.val_score is None else f"{r.val_score:.4f}"
+    return {"trial": r.trial, "strategy": r.strategy, "status": str(r.status), "val_score": score,
+            "params": "" if r.params is None else r.params, "epochs_done": r.epochs_done,
+            "hyperparameters": json.dumps(hyper, sort_keys=True), "error": (r.error or "").strip().split("\n")[0]}
 
 
-def write_leaderboard(records: list[dict], out: Path) -> None:
+def write_leaderboard(records: list[TrialRecord], out: Path) -> None:
     """leaderboard.csv and leaderboard.md, best validation score first, failed trials last with their error."""
-    ordered = sorted(records, key=lambda r: (r["val_score"] is None, -(r["val_score"] or 0.0), r["params"] or 0))
+    ordered = sorted(records, key=lambda r: (r.val_score is None, -(r.val_score or 0.0), r.params or 0))
     rows = [_row(r) for r in ordered]
     with open(out / "leaderboard.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -57,16 +61,17 @@ def write_leaderboard(records: list[dict], out: Path) -> None:
     (out / "leaderboard.md").write_text("\n".join(lines) + "\n")
 
 
-def draw_pareto(records: list[dict], path: Path) -> None:
+def draw_pareto(records: list[TrialRecord], path: Path) -> None:
     """Score against parameter count for every finished trial, coloured by strategy, the front joined."""
-    done = [r for r in records if r["status"] == "done"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for strategy in sorted({r["strategy"] for r in done}):
-        points = [r for r in done if r["strategy"] == strategy]
-        ax.scatter([r["params"] for r in points], [r["val_score"] for r in points], label=strategy, alpha=0.8)
-    front = sorted(pareto_front(records), key=lambda r: r["params"])
+    done = finished(records)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for strategy in sorted({r.strategy for r in done}):
+        points = [r for r in done if r.strategy == strategy]
+        ax.scatter([r.params for r in points], [r.val_score for r in points], label=strategy, alpha=0.8)
+    front = sorted(pareto_front(records), key=lambda r: r.params)
     if front:
-        ax.plot([r["params"] for r in front], [r["val_score"] for r in front], "k--", lw=1, label="Pareto front")
+        ax.plot([r.params for r in front], [r.val_score for r in front], "k--", lw=1, label="Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation score")
@@ -74,11 +79,14 @@ def draw_pareto(records: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def optuna_plots(study, out: Path, objectives: list[str]) -> list[str]:
-    """Optuna's own matplotlib plots where the study supports them; returns the files written."""
+    """Optuna's own matplotlib plots where the study supports them; returns the files written.
+
+    Optuna draws with pyplot, under whatever backend the caller has; each figure is closed once saved.
+    """
+    import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
 
     plots = {"optimization_history": ovm.plot_optimization_history, "param_importances": ovm.plot_param_importances}

@@ -77,17 +77,17 @@ def first_points(space_name: str) -> list[dict]:
     return [{"strategy": s} for s in importlib.import_module("search_spaces.all").STRATEGIES]
 
 
-def run_config(config: dict) -> tuple[str, dict]:
-    """Split a space's dict into (strategy name, settings for `split_settings`)."""
-    if "strategy" not in config:
-        raise UserError(f"a space must return a dict with 'strategy'; got keys {sorted(config)}")
-    settings = dict(config)
+def split_sampled(sampled: dict) -> tuple[str, dict]:
+    """Split what a space sampled into (strategy name, settings for `split_settings`)."""
+    if "strategy" not in sampled:
+        raise UserError(f"a space must return a dict with 'strategy'; got keys {sorted(sampled)}")
+    settings = dict(sampled)
     return settings.pop("strategy"), settings
 
 
-def check_config(config: dict, problem: Problem) -> None:
-    """Raise UserError if a sampled config names an unknown strategy or setting or a bad value."""
-    name, settings = run_config(config)
+def check_sampled(sampled: dict, problem: Problem) -> None:
+    """Raise UserError if what a space sampled names an unknown strategy or setting or a bad value."""
+    name, settings = split_sampled(sampled)
     cls = get_strategy(name)
     _, strategy_config = split_settings(settings, cls)
     cls(problem, strategy_config)
@@ -100,13 +100,13 @@ def check_space(space: Space, problem: Problem, name: str, samples: int = 8, see
     for _ in range(samples):
         trial = study.ask()
         try:
-            config = space(trial)
+            sampled = space(trial)
         except (ValueError, TypeError, KeyError) as err:
             raise UserError(f"space {name}: {err}") from None
-        if not isinstance(config, dict):
-            raise UserError(f"space {name} returned {type(config).__name__}; it must return a dict")
+        if not isinstance(sampled, dict):
+            raise UserError(f"space {name} returned {type(sampled).__name__}; it must return a dict")
         try:
-            check_config(config, problem)
+            check_sampled(sampled, problem)
         except UserError as err:
             raise UserError(f"space {name}: {err}") from None
         study.tell(trial, 0.0)
