@@ -5,7 +5,7 @@ import torch
 
 from ..errors import UserError
 from .graph import SharingStructure, edge_fan
-from .network import BlockNetwork, fit_norm_statistics, module_key
+from .network import BlockNetwork, block_prefix, fit_norm_statistics
 
 
 def _column_map(full: SharingStructure, sub: SharingStructure, node: str) -> torch.Tensor | None:
@@ -24,7 +24,7 @@ def restrict_weights(full: SharingStructure, sub: SharingStructure, weights: dic
     """Weights of `full` sliced to the blocks and edges `sub` keeps."""
     out = {}
     for node, data in sub.graph.nodes(data=True):
-        prefix = f"blocks.{module_key(node)}."
+        prefix = block_prefix(node)
         columns = _column_map(full, sub, node)
         for name, value in weights.items():
             if not name.startswith(prefix):

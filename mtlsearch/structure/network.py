@@ -22,6 +22,11 @@ def module_key(node: str) -> str:
     return re.sub(r"\W", "_", node)
 
 
+def block_prefix(node: str) -> str:
+    """The state-dict prefix of a node's block in a BlockNetwork (and in exported weights)."""
+    return f"blocks.{module_key(node)}."
+
+
 def stitch_init(op: dict, sources: list[str]) -> torch.Tensor:
     """Cross-stitch start: `self_weight` on the block's own column, the rest spread evenly (Misra et al.)."""
     if len(sources) == 1:
@@ -150,7 +155,7 @@ def fit_norm_statistics(structure: SharingStructure, weights: dict[str, torch.Te
     out = dict(weights)
     for node in structure.graph.nodes:
         for stat in ("running_mean", "running_var"):
-            name = f"blocks.{module_key(node)}.norm.{stat}"
+            name = f"{block_prefix(node)}norm.{stat}"
             if name in out and out[name].dim() == 2 and node not in rows:
                 out[name] = out[name][0]
     return out

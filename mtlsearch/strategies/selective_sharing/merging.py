@@ -9,7 +9,7 @@ from ...errors import UserError
 from ...problems import Problem
 from ...structure.builders import add_chain, add_head
 from ...structure.graph import SharingStructure
-from ...structure.network import BlockNetwork, module_key
+from ...structure.network import BlockNetwork, block_prefix, module_key
 
 MERGE_RULES = ("lowest_loss", "mean", "max", "min")
 
@@ -107,7 +107,7 @@ def carry_weights(old: BlockNetwork, new: BlockNetwork, old_groups, new_groups, 
             kept[group[0]] = how
         for layer, dst in enumerate(branch_nodes(group, backbone)):
             srcs = [branch_nodes(old_groups[i], backbone)[layer] for i in part_used]
-            branch_keys[f"blocks.{module_key(dst)}."] = [f"blocks.{module_key(s)}." for s in srcs]
+            branch_keys[block_prefix(dst)] = [block_prefix(s) for s in srcs]
     for name in state:
         prefix = next((p for p in branch_keys if name.startswith(p)), None)
         if prefix is None:

@@ -14,7 +14,7 @@ import torch
 
 from ...structure.builders import HEAD_OP, op_of
 from ...structure.graph import SharingStructure
-from ...structure.network import module_key
+from ...structure.network import block_prefix
 from .layers import SHARED, argmax_allocation
 
 
@@ -41,7 +41,7 @@ class _Builder:
         self.s.add_block(node, layer=layer, kind=kind, tasks=tasks, width=len(bias), shape=shape, op=op, **attrs)
         for src, _, edge_tasks in sources:
             self.s.connect(src, node, tasks=edge_tasks)
-        prefix = f"blocks.{module_key(node)}."
+        prefix = block_prefix(node)
         self.weights[prefix + "weight"] = torch.cat([columns for _, columns, _ in sources], 1).detach().clone()
         self.weights[prefix + "bias"] = bias.detach().clone()
         for key, value in (norm or {}).items():
@@ -66,7 +66,7 @@ class _Builder:
             readers = sorted({t for _, _, e in g.out_edges(node, data=True) for t in e["tasks"]})
             if not readers:
                 g.remove_node(node)
-                prefix = f"blocks.{module_key(node)}."
+                prefix = block_prefix(node)
                 self.weights = {k: v for k, v in self.weights.items() if not k.startswith(prefix)}
             else:
                 data["tasks"] = readers

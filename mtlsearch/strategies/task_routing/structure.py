@@ -15,7 +15,7 @@ import torch
 from ...problems import Task
 from ...structure.builders import HEAD_OP, op_of
 from ...structure.graph import SharingStructure
-from ...structure.network import fit_norm_statistics, module_key
+from ...structure.network import block_prefix, fit_norm_statistics
 from .model import TaskRoutedNetwork
 from .norm import TaskBalancedBatchNorm
 
@@ -94,7 +94,7 @@ def routed_structure(model: TaskRoutedNetwork, strategy: str, config: dict, task
     weights: dict[str, torch.Tensor] = {}
 
     def store(node: str, tensors: dict[str, torch.Tensor]) -> None:
-        weights.update({f"blocks.{module_key(node)}.{k}": v.detach().cpu().clone() for k, v in tensors.items()})
+        weights.update({block_prefix(node) + k: v.detach().cpu().clone() for k, v in tensors.items()})
 
     shape = tuple(backbone.input_shape)
     sources = [Source(s.add_input(), everyone, None, 1)]
