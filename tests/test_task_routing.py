@@ -195,7 +195,7 @@ def test_batched_heads_equal_each_task_alone_in_training_mode():
 
 def test_eval_normalises_each_task_with_its_input_class_statistics():
     """Tasks 0 and 1 share an input class, task 2 sees other activations: eval must not mix 2 into 0 and 1."""
-    norm = TaskBalancedBatchNorm(torch.nn.BatchNorm2d(3), 3)
+    norm = TaskBalancedBatchNorm(3, 3)
     norm.set_classes(np.array([0, 0, 1]))
     torch.manual_seed(0)
     shift = {0: 4.0, 1: 4.0, 2: -4.0}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from torchvision.models.vgg import cfgs as VGG_CONFIGS
 
 from ..errors import choice_error
-from .layers import LayerSpec, Pool, Unit, build_units, fit_pools, shapes
+from .layers import LayerSpec, Pool, Unit, build_layer, build_units, fit_pools, shapes
 
 
 @dataclass(frozen=True)
@@ -86,4 +86,5 @@ def get_backbone(name: str | None, input_shape) -> Backbone:
     return BACKBONES[name](tuple(input_shape))
 
 
-__all__ = ["Backbone", "LayerSpec", "Pool", "Unit", "build_units", "shapes", "get_backbone", "BACKBONES"]
+__all__ = ["Backbone", "LayerSpec", "Pool", "Unit", "build_layer", "build_units", "shapes", "get_backbone",
+           "BACKBONES"]

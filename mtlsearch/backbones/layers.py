@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -26,6 +27,17 @@ class LayerSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_op(cls, op: dict, width: int) -> LayerSpec:
+        """The spec of a structure block's op (a spec's fields but its width); unset fields mean no norm, relu and
+        no pool or dropout."""
+        return cls(op["type"], width, op.get("kernel", 3), op.get("stride", 1), op.get("padding", 1),
+                   bool(op.get("norm")), op.get("act", "relu"), op.get("pool", 0), op.get("dropout", 0.0))
+
+    def in_features(self, in_shape: tuple[int, ...]) -> int:
+        """What the op reads per sample: input channels for a conv, flattened input units for a linear layer."""
+        return in_shape[0] if self.type == "conv" else math.prod(in_shape)
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample output shape given the per-sample input shape."""
@@ -82,32 +94,43 @@ class Pool(nn.Module):
         return nn.functional.max_pool2d(x, self.pool) if self.pool else x
 
 
+NormLayer = Callable[[int], nn.Module]
+
+
+def build_layer(spec: LayerSpec, in_features: int, norm_layer: NormLayer | None = None
+                ) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    """(op, norm, act, post) of one spec: Conv2d or Linear (PyTorch's default init), norm_layer(width) (default
+    BatchNorm2d / BatchNorm1d; Identity without norm), the activation, then pool (conv) or dropout (linear)."""
+    if spec.type == "conv":
+        op = nn.Conv2d(in_features, spec.width, spec.kernel, spec.stride, spec.padding)
+        default_norm, post = nn.BatchNorm2d, Pool(spec.pool)
+    else:
+        op = nn.Linear(in_features, spec.width)
+        default_norm, post = nn.BatchNorm1d, nn.Dropout(spec.dropout)
+    norm = (norm_layer or default_norm)(spec.width) if spec.norm else nn.Identity()
+    return op, norm, ACTIVATIONS[spec.act](), post
+
+
 class Unit(nn.Module):
     """A backbone unit built from a LayerSpec; `route` is where a strategy inserts its layer (e.g. a TRL)."""
 
-    def __init__(self, spec: LayerSpec, in_shape: tuple[int, ...]):
+    def __init__(self, spec: LayerSpec, in_shape: tuple[int, ...], norm_layer: NormLayer | None = None):
         super().__init__()
         self.spec = spec
-        if spec.type == "conv":
-            self.op = nn.Conv2d(in_shape[0], spec.width, spec.kernel, spec.stride, spec.padding)
-            self.norm = nn.BatchNorm2d(spec.width) if spec.norm else nn.Identity()
-        else:
-            self.op = nn.Linear(math.prod(in_shape), spec.width)
-            self.norm = nn.BatchNorm1d(spec.width) if spec.norm else nn.Identity()
-        self.route = nn.Identity()
-        self.act = ACTIVATIONS[spec.act]()
-        self.pool = Pool(spec.pool) if spec.type == "conv" else nn.Dropout(spec.dropout)
+        op, norm, act, post = build_layer(spec, spec.in_features(in_shape), norm_layer)
+        self.op, self.norm, self.route, self.act, self.post = op, norm, nn.Identity(), act, post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.type == "linear" and x.dim() > 2:
             x = x.flatten(1)
-        return self.pool(self.act(self.route(self.norm(self.op(x)))))
+        return self.post(self.act(self.route(self.norm(self.op(x)))))
 
 
-def build_units(specs: list[LayerSpec], in_shape: tuple[int, ...]) -> nn.ModuleList:
-    """One Unit per spec, chained by shape."""
+def build_units(specs: list[LayerSpec], in_shape: tuple[int, ...], norm_layer: NormLayer | None = None
+                ) -> nn.ModuleList:
+    """One Unit per spec, chained by shape; `norm_layer(width)` builds their norms (default: BatchNorm)."""
     units, shape = nn.ModuleList(), tuple(in_shape)
     for spec in specs:
-        units.append(Unit(spec, shape))
+        units.append(Unit(spec, shape, norm_layer))
         shape = spec.out_shape(shape)
     return units

@@ -8,13 +8,14 @@ per task, [tasks of the block, width] in the block's task order: one running ave
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import networkx as nx
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..backbones.layers import ACTIVATIONS, Pool
+from ..backbones.layers import LayerSpec, build_layer
+from ..nn import TaskBatchNorm
 from .graph import SharingStructure, edge_fan
 
 
@@ -36,81 +37,44 @@ def stitch_init(op: dict, sources: list[str]) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    """One block: weights over the concatenation of its in-edges (slot order), then norm, activation, pool."""
+    """One block: weights over the concatenation of its in-edges (slot order), then norm, activation, pool.
+
+    The weights are those of the op its LayerSpec builds (PyTorch's default init, so a fresh freeze trains like a
+    fresh backbone), applied to the columns the calling tasks read; a block that several input classes reach
+    normalises with running statistics per task (a TaskBatchNorm of `norm_rows` rows).
+    """
 
     def __init__(self, op: dict, width: int, fans: list[int], sources: list[str] = (), norm_rows: int = 0):
         super().__init__()
-        self.kind = op["type"]
-        fan = sum(fans)
-        if self.kind == "conv":
-            self.weight = nn.Parameter(torch.empty(width, fan, op["kernel"], op["kernel"]))
-            self.stride, self.padding = op["stride"], op["padding"]
-        elif self.kind == "linear":
-            self.weight = nn.Parameter(torch.empty(width, fan))
-        elif self.kind == "stitch":
+        self.type = op["type"]
+        if self.type == "stitch":
             self.weight = nn.Parameter(stitch_init(op, list(sources)))
-        if self.kind in ("conv", "linear"):
-            self.bias = nn.Parameter(torch.zeros(width))
-            norm = nn.BatchNorm2d if self.kind == "conv" else nn.BatchNorm1d
-            self.norm = nn.Identity() if not op.get("norm") else \
-                PerTaskBatchNorm(width, norm_rows) if norm_rows else norm(width)
-            self.act = ACTIVATIONS[op.get("act", "relu")]()
-            self.post = Pool(op.get("pool", 0)) if self.kind == "conv" else nn.Dropout(op.get("dropout", 0.0))
-            self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """PyTorch's default Conv2d/Linear initialisation, so a fresh freeze trains like a fresh backbone."""
-        if self.kind not in ("conv", "linear"):
-            return
-        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
-        fan_in = self.weight[0].numel()
-        bound = 1 / fan_in ** 0.5 if fan_in else 0
-        nn.init.uniform_(self.bias, -bound, bound)
+        elif self.type in ("conv", "linear"):
+            spec = LayerSpec.from_op(op, width)
+            norm_layer = partial(TaskBatchNorm, tasks=norm_rows) if norm_rows else None
+            module, norm, act, post = build_layer(spec, sum(fans), norm_layer)
+            self.weight, self.bias = module.weight, module.bias  # applied by `forward` to the columns read
+            self.norm, self.act, self.post = norm, act, post
+            self.stride, self.padding = spec.stride, spec.padding
 
     def forward(self, inputs: list[torch.Tensor], columns: torch.Tensor | None, rows: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """The block on its in-edges' outputs; `columns`: the weight columns they read, `rows`: the running
-        statistics of the calling tasks (a PerTaskBatchNorm only)."""
-        weight = self.weight if columns is None else self.weight.index_select(0 if self.kind == "stitch" else 1, columns)
-        if self.kind == "stitch":
+        statistics of the calling tasks (a TaskBatchNorm only)."""
+        if columns is None:
+            weight = self.weight
+        else:
+            weight = self.weight.index_select(0 if self.type == "stitch" else 1, columns)
+        if self.type == "stitch":
             return sum(w * x for w, x in zip(weight, inputs))
-        if self.kind == "conv":
+        if self.type == "conv":
             x = torch.cat(inputs, 1) if len(inputs) > 1 else inputs[0]
             y = nn.functional.conv2d(x, weight, self.bias, self.stride, self.padding)
         else:
             x = torch.cat([i.flatten(1) for i in inputs], 1) if len(inputs) > 1 else inputs[0].flatten(1)
             y = nn.functional.linear(x, weight, self.bias)
-        y = self.norm(y, rows) if isinstance(self.norm, PerTaskBatchNorm) else self.norm(y)
+        y = self.norm(y, rows) if isinstance(self.norm, TaskBatchNorm) else self.norm(y)
         return self.post(self.act(y))
-
-
-class PerTaskBatchNorm(nn.Module):
-    """Batch norm with one scale and shift but running statistics per task (a row each). A call names the rows
-    of the tasks it runs for, which share one input: training updates all of them, eval reads the first."""
-
-    def __init__(self, width: int, tasks: int, momentum: float = 0.1, eps: float = 1e-5):
-        super().__init__()
-        self.momentum, self.eps = momentum, eps
-        self.weight = nn.Parameter(torch.ones(width))
-        self.bias = nn.Parameter(torch.zeros(width))
-        self.register_buffer("running_mean", torch.zeros(tasks, width))
-        self.register_buffer("running_var", torch.ones(tasks, width))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-
-    def forward(self, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            row = rows[0]
-            return F.batch_norm(y, self.running_mean[row], self.running_var[row], self.weight, self.bias, False, 0.0,
-                                self.eps)
-        with torch.no_grad():
-            var, mean = torch.var_mean(y, dim=[0] + list(range(2, y.dim())), unbiased=True)
-            for stats, batch in ((self.running_mean, mean), (self.running_var, var)):
-                stats.index_copy_(0, rows, torch.lerp(stats[rows], batch.expand(len(rows), -1), self.momentum))
-            self.num_batches_tracked.add_(1)
-        return F.batch_norm(y, None, None, self.weight, self.bias, True, 0.0, self.eps)
-
-    def extra_repr(self) -> str:
-        return f"tasks={self.running_mean.shape[0]}, width={self.running_mean.shape[1]}"
 
 
 def input_classes(structure: SharingStructure) -> dict[str, list[tuple[list[str], list[int], list[tuple[str, int]]]]]:

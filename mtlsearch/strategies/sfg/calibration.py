@@ -12,11 +12,13 @@ from collections import deque
 import torch
 from torch import nn
 
-BatchNorms = list[nn.modules.batchnorm._BatchNorm]
+from ...nn import TaskBatchNorm
+
+BatchNorms = list[nn.modules.batchnorm._BatchNorm | TaskBatchNorm]
 
 
 def batch_norms(model: nn.Module) -> BatchNorms:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, TaskBatchNorm))]
 
 
 def statistics(norms: BatchNorms) -> list[tuple[torch.Tensor, torch.Tensor]]:

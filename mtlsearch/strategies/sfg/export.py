@@ -72,14 +72,12 @@ class _Builder:
                 data["tasks"] = readers
 
 
-def _norm_state(norm, index: torch.Tensor | None = None) -> dict | None:
-    """A BatchNorm's state for the channels `index` (all when None), on the CPU; None without a BatchNorm."""
+def _norm_state(norm) -> dict | None:
+    """A branch unit's BatchNorm state on the CPU; None without a BatchNorm."""
     if not isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
         return None
-    state = {name: getattr(norm, name).detach().cpu() for name in ("weight", "bias", "running_mean", "running_var")}
-    if index is not None:
-        state = {name: value[index] for name, value in state.items()}
-    return {**state, "num_batches_tracked": norm.num_batches_tracked.cpu()}
+    names = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    return {name: getattr(norm, name).detach().cpu() for name in names}
 
 
 @torch.no_grad()
@@ -123,7 +121,7 @@ def _grouped_layer(b: _Builder, model, depth: int, below: list) -> list:
         b.block(node, layer=depth + 1, kind=layer.spec.type, tasks=tasks, op=op_of(layer.spec),
                 shape=(len(kernels), *model.shapes[depth][1:]), sources=sources,
                 bias=layer.op.bias.detach().cpu()[kernels],
-                norm=_norm_state(layer.norm, g * layer.spec.width + kernels),
+                norm=layer.norm_state(g, kernels),
                 group=names[g], confidence=round(float(p[kernels, g].mean()), 5), **attrs)
         out.append((node, kernels))
     return out

@@ -6,13 +6,14 @@ channel stack for one BatchNorm call whose statistics are separate per group.
 """
 from __future__ import annotations
 
-import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbones.layers import ACTIVATIONS, LayerSpec, Pool
+from ...backbones.layers import LayerSpec, build_layer
+from ...nn import TaskBatchNorm
 
 SHARED = 0  # index of the shared (generalist) group; task t is group t + 1
 P_INITS = ("uniform", "dirichlet", "vertex")
@@ -108,23 +109,20 @@ def argmax_allocation(p: torch.Tensor) -> torch.Tensor:
 class GroupedLayer(nn.Module):
     """One backbone layer whose kernels belong to G groups: group g's kernels read stream g.
 
-    All groups run in one conv / linear call over the stacked streams, with a separate BatchNorm per group:
-    u_g = pool(act(BN_g(W * s_g + b))). Group g keeps only its kernels, y_g = z_g * u_g (`keep_assigned`).
+    All groups run in one conv / linear call over the stacked streams, with BatchNorm statistics and a scale and
+    shift per group: u_g = pool(act(BN_g(W * s_g + b))). Group g keeps only its kernels, y_g = z_g * u_g
+    (`keep_assigned`). In the first layer every stream is the input, so the groups share one batch statistic.
     """
 
     def __init__(self, spec: LayerSpec, in_shape: tuple[int, ...], groups: int, reads_input: bool,
                  probabilities: KernelGroups):
         super().__init__()
         self.spec, self.groups, self.reads_input = spec, groups, reads_input
-        if spec.type == "conv":  # the same modules (and default init) as a backbone Unit
-            self.op = nn.Conv2d(in_shape[0], spec.width, spec.kernel, spec.stride, spec.padding)
-            self.norm = nn.BatchNorm2d(groups * spec.width) if spec.norm else nn.Identity()
-            self.post = Pool(spec.pool)
-        else:
-            self.op = nn.Linear(math.prod(in_shape), spec.width)
-            self.norm = nn.BatchNorm1d(groups * spec.width) if spec.norm else nn.Identity()
-            self.post = nn.Dropout(spec.dropout)
-        self.act = ACTIVATIONS[spec.act]()
+        statistics = partial(TaskBatchNorm, tasks=1 if reads_input else groups, affine=False)
+        self.op, self.norm, self.act, self.post = build_layer(spec, spec.in_features(in_shape), statistics)
+        if spec.norm:
+            self.norm_weight = nn.Parameter(torch.ones(groups, spec.width))
+            self.norm_bias = nn.Parameter(torch.zeros(groups, spec.width))
         self.probabilities = probabilities
 
     def forward(self, streams: torch.Tensor) -> torch.Tensor:
@@ -134,7 +132,9 @@ class GroupedLayer(nn.Module):
         if self.reads_input:  # every stream is the input: one op, then each group's scale and shift
             y = self._norm_shared_input(self._op(streams)).flatten(1, 2)
         else:
-            y = self.norm(self._op(streams.flatten(0, 1)).unflatten(0, (batch, self.groups)).flatten(1, 2))
+            y = self._op(streams.flatten(0, 1)).unflatten(0, (batch, self.groups)).flatten(1, 2)
+            if isinstance(self.norm, TaskBatchNorm):
+                y = self.norm.forward_stacked(y, self.norm_weight.view(-1), self.norm_bias.view(-1))
         y = self.post(self.act(y))
         return y.view(batch, self.groups, self.spec.width, *y.shape[2:])
 
@@ -143,23 +143,23 @@ class GroupedLayer(nn.Module):
 
     def _norm_shared_input(self, y: torch.Tensor) -> torch.Tensor:
         """BN_g of one map y [B, C, ...] for every group g -> [B, G, C, ...]. The groups' batch statistics are
-        equal, so y is normalised once (group 0's running statistics, copied to the others) and only the
-        per-group scale and shift are applied G times: the same values as G separate BatchNorms."""
-        norm, width = self.norm, self.spec.width
-        if not isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        equal, so y is normalised once and only the per-group scale and shift are applied G times: the same
+        values as G separate BatchNorms."""
+        if not isinstance(self.norm, TaskBatchNorm):
             return y.unsqueeze(1).expand(y.shape[0], self.groups, *y.shape[1:]).contiguous()
-        factor = 0.0
-        if self.training:
-            norm.num_batches_tracked.add_(1)
-            factor = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
-        mean, var = norm.running_mean[:width].clone(), norm.running_var[:width].clone()
-        normalised = F.batch_norm(y, mean, var, None, None, self.training, factor, norm.eps)  # updates mean, var
-        if self.training:
-            with torch.no_grad():
-                norm.running_mean.view(self.groups, width).copy_(mean)
-                norm.running_var.view(self.groups, width).copy_(var)
-        shape = (self.groups, width) + (1,) * (y.dim() - 2)
-        return torch.addcmul(norm.bias.view(shape), normalised.unsqueeze(1), norm.weight.view(shape))
+        shape = (self.groups, self.spec.width) + (1,) * (y.dim() - 2)
+        return torch.addcmul(self.norm_bias.view(shape), self.norm.forward_stacked(y).unsqueeze(1),
+                             self.norm_weight.view(shape))
+
+    def norm_state(self, group: int, kernels: torch.Tensor) -> dict | None:
+        """Group `group`'s BatchNorm state for `kernels`, on the CPU, in BatchNorm's names; None without norm."""
+        if not isinstance(self.norm, TaskBatchNorm):
+            return None
+        row = 0 if self.reads_input else group
+        state = {"weight": self.norm_weight[group], "bias": self.norm_bias[group],
+                 "running_mean": self.norm.running_mean[row], "running_var": self.norm.running_var[row]}
+        state = {name: value.detach().cpu()[kernels] for name, value in state.items()}
+        return {**state, "num_batches_tracked": self.norm.num_batches_tracked.cpu()}
 
 
 def keep_assigned(u: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ...backbones.layers import ACTIVATIONS, LayerSpec
+from ...nn import TaskBatchNorm
 
 
 class TaskHeads(nn.Module):
@@ -24,9 +25,10 @@ class TaskHeads(nn.Module):
             raise ValueError("task_routing branches must be linear layers")
         self.specs = list(branch)
         self.out_features = list(out_features)
-        self.momentum, self.eps = momentum, eps
         self.acts = nn.ModuleList(ACTIVATIONS[spec.act]() for spec in self.specs)
         self.drops = nn.ModuleList(nn.Dropout(spec.dropout) for spec in self.specs)
+        self.norms = nn.ModuleList(TaskBatchNorm(spec.width, len(out_features), momentum, eps, affine=False)
+                                   if spec.norm else nn.Identity() for spec in self.specs)
         self.shapes: list[tuple[str, tuple[int, ...]]] = []  # the branch part of every task's vector
         self.fan_in: dict[str, int] = {}
         width = in_features
@@ -35,8 +37,6 @@ class TaskHeads(nn.Module):
             self.fan_in[f"weight{i}"] = self.fan_in[f"bias{i}"] = width
             if spec.norm:
                 self.shapes += [(f"norm_weight{i}", (spec.width,)), (f"norm_bias{i}", (spec.width,))]
-                self.register_buffer(f"running_mean{i}", torch.zeros(len(out_features), spec.width))
-                self.register_buffer(f"running_var{i}", torch.ones(len(out_features), spec.width))
             width = spec.width
         self.features = width
         self.fan_in["head_weight"] = self.fan_in["head_bias"] = width
@@ -63,8 +63,8 @@ class TaskHeads(nn.Module):
         params = {k: v[0] for k, v in self.unpack(self.vectors[task].unsqueeze(0), self.out_features[task]).items()}
         for i, spec in enumerate(self.specs):
             if spec.norm:
-                params[f"running_mean{i}"] = getattr(self, f"running_mean{i}")[task]
-                params[f"running_var{i}"] = getattr(self, f"running_var{i}")[task]
+                params[f"running_mean{i}"] = self.norms[i].running_mean[task]
+                params[f"running_var{i}"] = self.norms[i].running_var[task]
         return params
 
     @torch.no_grad()
@@ -102,21 +102,16 @@ class TaskHeads(nn.Module):
         for i, spec in enumerate(self.specs):
             h = torch.baddbmm(p[f"bias{i}"].unsqueeze(1), h, p[f"weight{i}"].transpose(1, 2))
             if spec.norm:
-                h = self.normalize(h, i, p[f"norm_weight{i}"], p[f"norm_bias{i}"], tasks)
+                h = self.batch_norm(h, i, p[f"norm_weight{i}"], p[f"norm_bias{i}"], tasks)
             h = self.drops[i](self.acts[i](h))
         return torch.baddbmm(p["head_bias"].unsqueeze(1), h, p["head_weight"].transpose(1, 2))
 
-    def normalize(self, h, layer: int, weight, bias, tasks: torch.Tensor) -> torch.Tensor:
-        """Batch norm per task over its group's samples (BatchNorm1d semantics, running statistics per task)."""
-        running_mean, running_var = getattr(self, f"running_mean{layer}"), getattr(self, f"running_var{layer}")
-        if self.training:
-            mean, var = h.mean(1), h.var(1, unbiased=False)
-            with torch.no_grad():
-                n = h.shape[1]
-                unbiased = var * n / max(n - 1, 1)
-                running_mean.index_copy_(0, tasks, torch.lerp(running_mean[tasks], mean, self.momentum))
-                running_var.index_copy_(0, tasks, torch.lerp(running_var[tasks], unbiased, self.momentum))
-        else:
-            mean, var = running_mean[tasks], running_var[tasks]
-        scale = weight * torch.rsqrt(var + self.eps)
+    def batch_norm(self, h: torch.Tensor, layer: int, weight: torch.Tensor, bias: torch.Tensor, tasks: torch.Tensor
+                   ) -> torch.Tensor:
+        """BN_t of h [G, B, F]: each task's group with its own statistics (BatchNorm1d semantics, running statistics
+        per task) and its own scale and shift [G, F] (this op order, not forward_groups' fused one, keeps the
+        numbers trained heads give)."""
+        norm = self.norms[layer]
+        mean, var = norm.group_statistics(h, tasks)
+        scale = weight * torch.rsqrt(var + norm.eps)
         return (h - mean.unsqueeze(1)) * scale.unsqueeze(1) + bias.unsqueeze(1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -33,13 +34,13 @@ class TaskRoutedNetwork(nn.Module):
         self.task_index = {name: i for i, name in enumerate(self.task_names)}
         self.fold_budget = fold_budget
         self.widest = widest_activation(backbone)
-        self.trunk = build_units(backbone.trunk, backbone.input_shape)
+        self.trunk = build_units(backbone.trunk, backbone.input_shape,
+                                 partial(TaskBalancedBatchNorm, n_tasks=len(tasks)))
         for unit, mask in masks.items():
             self.trunk[unit].route = TaskRoutingLayer(torch.as_tensor(mask), fans_out=unit == min(masks))
         classes = input_classes(masks, len(self.trunk), len(tasks))
         for unit, unit_classes in zip(self.trunk, classes):
-            if isinstance(unit.norm, nn.modules.batchnorm._BatchNorm):
-                unit.norm = TaskBalancedBatchNorm(unit.norm, len(tasks))
+            if isinstance(unit.norm, TaskBalancedBatchNorm):
                 unit.norm.set_classes(unit_classes)
         self.heads = TaskHeads(backbone.branch, math.prod(backbone.trunk_shape), [t.out_features for t in tasks])
 
