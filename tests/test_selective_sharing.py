@@ -168,3 +168,24 @@ def test_bad_input_is_refused_with_a_clear_error():
                             ({"patience": 1.5}, "patience must be an integer"), ({"threshold": 2}, "unknown")]:
         with pytest.raises(ConfigError, match=message):
             SelectiveSharing(problem, config, 0)
+
+
+def test_search_export_writes_the_merged_groups_in_metrics_and_structure_alike(tmp_path):
+    """A trial restored from its saved state keeps its merges: metrics.json's groups are the structure's branches."""
+    from mtlsearch.run import RunWriter
+    from mtlsearch.search.trial import export_best, load_state, make_trainer, save_state
+
+    sampled = {"strategy": "selective_sharing", "criterion": "similarity", "epochs": 3}
+    trainer = make_trainer(sampled, "digits", 0)
+    trainer.fit()
+    save_state(trainer, tmp_path / "trainer.pt")
+    assert any(len(g) > 1 for g in trainer.strategy.groups), trainer.strategy.groups
+    out = tmp_path / "best"
+    export_best(load_state(tmp_path / "trainer.pt"), sampled, RunWriter(out, "digits", "selective_sharing", 0))
+    metrics = json.loads((out / "metrics.json").read_text())
+    g = SharingStructure.load_json(out / "structure.json").graph
+    first_branch_layer = min(d["layer"] for _, d in g.nodes(data=True) if d["kind"] == "branch")
+    branches = sorted(d["tasks"] for _, d in g.nodes(data=True)
+                      if d["kind"] == "branch" and d["layer"] == first_branch_layer)
+    assert sorted(metrics["final_groups"]) == branches == sorted(trainer.strategy.groups)
+    assert metrics["merge_history"] == json.loads(json.dumps(trainer.strategy.history))

@@ -81,12 +81,15 @@ class SelectiveSharing(StructuredStrategy):
         return structure
 
     def build(self, backbone: Backbone, state: dict | None = None) -> BlockNetwork:
-        """state None: the current grouping with identical branches; else the grouping `state` records."""
+        """state None: the current grouping with identical branches; else the grouping `state` records, which
+        the strategy adopts (a restored or exported model goes on from its merges)."""
+        self._backbone = backbone
         if state is not None:
             if not isinstance(state, dict) or "groups" not in state:
                 raise UserError(f"selective_sharing architecture state must be {{'groups': [...]}}, got {state!r}")
-            return BlockNetwork(self.make_structure(backbone, check_groups(state["groups"], self.problem.task_names)))
-        self._backbone = backbone
+            self.groups = check_groups(state["groups"], self.problem.task_names)
+            self._capture = self._new_capture()
+            return BlockNetwork(self.make_structure(backbone))
         model = BlockNetwork(self.make_structure(backbone))
         tie_initial_weights(model, self.groups, backbone)
         self._capture = self._new_capture()
@@ -101,6 +104,18 @@ class SelectiveSharing(StructuredStrategy):
 
     def architecture_state(self) -> dict:
         return {"groups": [list(g) for g in self.groups]}
+
+    def state_dict(self) -> dict:
+        """The discovery's progress: groups, merge history, epoch counter, lock epoch and quiet epochs."""
+        return {"groups": [list(g) for g in self.groups], "history": self.history, "lock_epoch": self.lock_epoch,
+                "epoch": self.epoch, "quiet_epochs": self.quiet_epochs, "skipped": self.skipped, "start": self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Go on from `state_dict()`: gradients are captured for the restored branches from the next batch on."""
+        self.groups = check_groups(state["groups"], self.problem.task_names)
+        self.history, self.lock_epoch, self.epoch = list(state["history"]), state["lock_epoch"], state["epoch"]
+        self.quiet_epochs, self.skipped, self.start = state["quiet_epochs"], state["skipped"], dict(state["start"])
+        self._capture = self._new_capture()
 
     # training hooks
     @property

@@ -1,0 +1,105 @@
+"""Exact resume for every strategy: N epochs straight == k epochs, checkpoint, a fresh process, finish to N."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+EPOCHS, STOP = 3, 2
+CASES = {  # name -> (strategy, settings); Selective Sharing merges in epoch 1 on digits, before the stop
+    "single_task": ("single_task", {}),
+    "hard_sharing": ("hard_sharing", {}),
+    "cross_stitch": ("cross_stitch", {}),
+    "task_routing_one": ("task_routing", {"task_sampling": "one"}),
+    "task_routing_all": ("task_routing", {"task_sampling": "all"}),
+    "sfg": ("sfg", {}),
+    **{f"selective_sharing_{c}": ("selective_sharing", {"criterion": c})
+       for c in ("similarity", "dissimilarity", "variance", "random")},
+}
+
+# One process trains straight to EPOCHS and, from the same seed, to STOP, saving both; a second process loads the
+# STOP checkpoint and finishes. Each writes what the comparison needs: weights, history, test metrics, report.
+SCRIPT = r"""
+import json, sys, torch
+from mtlsearch.problems import load_problem
+from mtlsearch.strategies import get_strategy
+from mtlsearch.training import TrainConfig, Trainer, evaluate
+
+torch.set_num_threads(1)
+mode, strategy_name, settings, epochs, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+problem = load_problem("digits")
+
+
+def trainer(n):
+    return Trainer(problem, get_strategy(strategy_name)(problem, settings, 0), TrainConfig(epochs=n),
+                   seed=0, quiet=True)
+
+
+def plain(value):
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def finish(tr, path):
+    tr.fit()
+    torch.save({"weights": tr.model.state_dict(), "history": plain([{k: v for k, v in r.items() if k != "seconds"}
+                                                                         for r in tr.history]), "test": plain(evaluate(tr.model, problem, "test")),
+                "report": plain(tr.strategy.report()),
+                "architecture": tr.strategy.architecture_state()}, path)
+
+
+if mode == "first":
+    finish(trainer(epochs), out + "/straight.pt")
+    part = trainer(int(sys.argv[6]))
+    part.fit()
+    torch.save(part.state_dict(), out + "/partial.pt")
+else:
+    tr = trainer(epochs)
+    tr.load_state_dict(torch.load(out + "/partial.pt", weights_only=True))
+    finish(tr, out + "/resumed.pt")
+"""
+
+
+def _run(*args) -> None:
+    result = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _without_times(value):
+    """Reports hold wall-clock seconds (analysis time); everything else must match exactly."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if not k.endswith("seconds")}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def _same(a, b) -> bool:
+    """Tensors equal to the bit; nested extra state compared the same way."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_interrupted_and_resumed_in_a_fresh_process_equals_straight(case, tmp_path):
+    strategy, settings = CASES[case]
+    _run("first", strategy, json.dumps(settings), EPOCHS, tmp_path, STOP)
+    _run("resume", strategy, json.dumps(settings), EPOCHS, tmp_path)
+    straight = torch.load(tmp_path / "straight.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert straight["weights"].keys() == resumed["weights"].keys()
+    for name, value in straight["weights"].items():
+        assert _same(value, resumed["weights"][name]), name
+    assert _without_times(straight["history"]) == _without_times(resumed["history"])
+    assert straight["test"] == resumed["test"]
+    assert _without_times(straight["report"]) == _without_times(resumed["report"])
+    assert straight["architecture"] == resumed["architecture"]
+    if strategy == "selective_sharing":  # the interruption falls after a merge, so the resume had to keep it
+        partial = torch.load(tmp_path / "partial.pt", weights_only=True)
+        assert any(len(g) > 1 for g in partial["architecture"]["groups"]), partial["architecture"]
