@@ -1,4 +1,4 @@
-"""What the papers reported, copied from the seed texts in /work/shared/papers (cited per table).
+"""What the papers reported, copied from their published texts (cited per table).
 
 Values are as printed (percent, mean ± std over the paper's runs); nothing here is derived from our runs.
 """

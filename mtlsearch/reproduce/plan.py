@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from ..errors import UserError
 
 STRATEGIES = ("single_task", "hard_sharing", "cross_stitch", "task_routing", "sfg", "selective_sharing")
-CRITERIA = ("similarity", "dissimilarity", "variance", "random")
 COMPARED_DATASETS = ("digits", "multidigits")
 TR_SIGMA_FOR_COMPARISON = 0.4  # the paper's best sigma on UCSD-Birds, fixed before any run here
 
@@ -30,6 +29,13 @@ def _scaled(epochs: dict, cap: int) -> dict:
     return {ds: {s: min(e, cap) for s, e in per.items()} for ds, per in epochs.items()}
 
 
+def all_criteria() -> tuple[str, ...]:
+    """Every Selective Sharing criterion, in the strategy's order (imported when a plan is made, not at --help)."""
+    from ..strategies.selective_sharing.criteria import CRITERIA
+
+    return tuple(CRITERIA)
+
+
 @dataclass(frozen=True)
 class Plan:
     """The sizes of every experiment (see the module docstring)."""
@@ -45,7 +51,7 @@ class Plan:
     cost_batch: int = 64
     cost_budget_seconds: float = 150.0  # one cost measurement (build + steps) must fit in this
     cost_budget_bytes: float = 8e9  # peak memory growth (or parameters + gradients + Adam) must fit in this
-    criteria: tuple[str, ...] = CRITERIA
+    criteria: tuple[str, ...] = field(default_factory=all_criteria)
     datasets: tuple[str, ...] = COMPARED_DATASETS
     strategies: tuple[str, ...] = STRATEGIES
 
