@@ -2,8 +2,7 @@
 from search_spaces import selective_sharing, sfg, task_routing
 from search_spaces.common import one_of
 
-STRATEGIES = {"task_routing": task_routing.parameters, "sfg": sfg.parameters,
-              "selective_sharing": selective_sharing.parameters}
+STRATEGIES = {"task_routing": task_routing.RANGES, "sfg": sfg.RANGES, "selective_sharing": selective_sharing.RANGES}
 
 
 def space(trial) -> dict:

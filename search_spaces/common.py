@@ -1,17 +1,17 @@
 """The training parameters every space samples (learning rate, epochs, batch size), and a choice of strategy."""
+from search_spaces.ranges import Choice, Float, Int, draw
 
 LR = (1e-3, 1e-2)
 EPOCHS = (3, 6)
 BATCH_SIZES = (32, 64, 128)
+TRAINING = {"lr": Float(*LR, log=True), "epochs": Int(*EPOCHS), "batch_size": Choice(BATCH_SIZES)}
 
 
 def training(trial) -> dict:
-    return {"lr": trial.suggest_float("lr", *LR, log=True),
-            "epochs": trial.suggest_int("epochs", *EPOCHS),
-            "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES)}
+    return draw(trial, TRAINING)
 
 
 def one_of(trial, name: str, strategies: dict) -> dict:
-    """The strategy (the categorical `name`), then its parameters (conditional on it), then training's."""
+    """The strategy (the categorical `name`), then its ranges (conditional on it), then training's."""
     strategy = trial.suggest_categorical(name, tuple(strategies))
-    return {"strategy": strategy, **strategies[strategy](trial), **training(trial)}
+    return {"strategy": strategy, **draw(trial, strategies[strategy]), **training(trial)}
