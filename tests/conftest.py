@@ -1,6 +1,8 @@
 """Shared test fixtures (name them specifically: several test modules use this file)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -12,6 +14,18 @@ def single_thread_torch():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def search_signing_key(tmp_path_factory):
+    """Searches sign their state with a key in the user's config directory: tests use their own, never ~/.config."""
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CONFIG_HOME")
+    else:
+        os.environ["XDG_CONFIG_HOME"] = before
 
 
 @pytest.fixture(scope="session")

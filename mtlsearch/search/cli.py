@@ -27,6 +27,8 @@ def add_commands(sub) -> None:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a setting for every trial instead of sampling it (e.g. epochs=2)")
     s.add_argument("--resume", metavar="DIR", help="complete an interrupted search in DIR")
+    s.add_argument("--trust", action="store_true",
+                   help="resume a directory you did not write: its pickles will run as code")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(run=_search)
@@ -54,7 +56,7 @@ def _search(args) -> None:
         config, resume = load_config(args.resume), True
     else:
         config, resume = _config(args), False
-    summary = search(config, overwrite=args.overwrite, quiet=args.quiet, resume=resume)
+    summary = search(config, overwrite=args.overwrite, quiet=args.quiet, resume=resume, trust=args.trust)
     print(f"{summary['trials']} trials ({summary['done']} done, {summary['stopped']} stopped early, "
           f"{summary['failed']} failed) in {summary['seconds']:.0f}s; results in {config.run_dir}")
     for strategy, best in summary["best"].items():

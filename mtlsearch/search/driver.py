@@ -15,6 +15,7 @@ from .config import SearchConfig, TrialRecord, TrialStatus
 from .results import best_per_strategy, draw_pareto, optuna_plots, pareto_front, write_leaderboard
 from .spaces import SpaceRef, check_space
 from .trial import cached_problem, export_best, load_state
+from .trust import sign, verify
 
 
 class TrialProgress:
@@ -41,11 +42,14 @@ class TrialProgress:
 
 
 def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False, resume: bool = False,
-           callbacks: list | None = None) -> dict:
+           trust: bool = False, callbacks: list | None = None) -> dict:
     """Run (or resume) a search and write its results to `config.run_dir`; returns a summary.
 
-    Ctrl-C raises SearchInterrupted once the state is saved: `search(config, resume=True)` finishes it.
+    Ctrl-C raises SearchInterrupted once the state is saved: `search(config, resume=True)` finishes it. A resume
+    loads the directory's pickles only if this user's key signed them (trust.py), or when `trust` says so.
     """
+    if resume and not trust:
+        verify(config.run_dir)
     space = SpaceRef(config.space, config.fixed)
     problem = cached_problem(config.dataset, config.data_root)
     check_space(space, problem, config.space)
@@ -70,6 +74,7 @@ def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False
             records, study = run_optuna(config, space, progress, callbacks=callbacks or [])
     finally:
         progress.close()
+        sign(run_dir)  # what this process leaves for a resume, under this user's key
     return finish(config, records, study, time.perf_counter() - started)
 
 
@@ -103,4 +108,12 @@ def load_config(run_dir: str | Path) -> SearchConfig:
     path = Path(run_dir) / "search.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a search directory (no search.json); valid: runs/<name> of an earlier search")
-    return SearchConfig(**json.loads(path.read_text()))
+    fields = SearchConfig.__dataclass_fields__
+    try:
+        saved = dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{path} is not a search.json mtlsearch wrote ({err})".splitlines()[0]) from None
+    if set(saved) - set(fields):
+        raise UserError(f"{path} has unknown keys {', '.join(sorted(set(saved) - set(fields)))}; valid: {', '.join(fields)}")
+    # the directory as given, wherever it is now: a copied or moved search resumes in place, from any directory
+    return SearchConfig(**{**saved, "out": str(Path(run_dir).parent), "name": Path(run_dir).name})

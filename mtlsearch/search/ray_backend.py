@@ -1,9 +1,12 @@
 """Ray Tune: a function trainable that reports and checkpoints every epoch, OptunaSearch, ASHA, resume."""
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +14,7 @@ import ray
 import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from ..errors import UserError
@@ -23,7 +27,29 @@ MAX_EPOCHS = 1000  # ASHA's rung ceiling; each trial stops at its own sampled ep
 RAY_SETTINGS = {  # what a search wants from Ray and Tune in this process, unless the user set it already
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",  # one checkpoint per epoch is by design
     "RAY_TQDM": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",  # the new output prints each trial's error and a header even with verbose=0
 }
+QUIET_LOGGERS = ("ray.tune.tune", "ray.tune.execution.tune_controller")  # trial tracebacks, Ray's resume hint
+
+
+def token_notice(record: logging.LogRecord) -> bool:
+    """Drops Ray's notice that the local Ray it starts uses token authentication (its default), nothing else."""
+    return record.funcName != "_warn_token_auth_enabled"
+
+
+@contextmanager
+def quiet_tune():
+    """Ray Tune's console output off while a search runs: the driver shows a bar and one line per failed trial,
+    the full errors are in the leaderboard and each trial's error.txt."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def trainable(config: dict, dataset: str, seed: int, data_root: str | None, threads: int) -> None:
@@ -69,11 +95,12 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         except (OSError, ValueError) as err:
             raise UserError(f"`address` {address}: no Ray cluster reachable there ({err}); "
                             f"give auto or HOST:PORT of a running Ray head", ("address",)) from None
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(token_notice)
     try:
         if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     except ConnectionError as err:
         raise UserError(f"`address` {address}: {err}".splitlines()[0], ("address",)) from None
 
@@ -85,7 +112,7 @@ def tuner(config: SearchConfig, space: Callable, experiment: Path, points: list[
     search = OptunaSearch(space=NestedSpace(space), metric=metric, mode=mode, points_to_evaluate=points or None,
                           sampler=make_sampler(config.sampler, config.seed), study_name=experiment.name,
                           storage=storage_for(config.run_dir, None))
-    search = tune.search.ConcurrencyLimiter(search, max_concurrent=config.concurrency)
+    search = RelocatableSearch(tune.search.ConcurrencyLimiter(search, max_concurrent=config.concurrency))
     asha = ASHAScheduler(metric="best_val_score", mode="max", time_attr="training_iteration", max_t=MAX_EPOCHS,
                          grace_period=1, reduction_factor=2) if config.scheduler == "asha" else None
     return tune.Tuner(
@@ -107,9 +134,46 @@ def wrapped_trainable(config: SearchConfig):
     return tune.with_resources(bound, {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
 
 
+class RelocatableSearch(SearchGenerator):
+    """Ray's search generator, restored from the experiment directory it is resumed from and pointed at it.
+
+    Ray pickles absolute paths into the search state (the experiment directory new trials are written to, the
+    Optuna journal) and restores them as they were; a copied or moved search must write to itself instead.
+    """
+
+    resumed_at: Path | None = None  # the experiment directory of this process's latest `restore`
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        experiment = RelocatableSearch.resumed_at
+        if experiment is None:  # Tuner.restore called directly, not through `restore`: Ray's paths as they were
+            return super().restore_from_dir(dirpath)
+        drop_foreign_state(Path(dirpath), experiment)
+        super().restore_from_dir(dirpath)
+        storage = self._experiment.storage  # the same StorageContext as in the spec new trials are made from
+        storage.storage_fs_path, storage.experiment_dir_name = experiment.parent.as_posix(), experiment.name
+        searcher = self.searcher
+        while hasattr(searcher, "searcher"):
+            searcher = searcher.searcher
+        # one JournalStorage is shared by the searcher, its study and its trials: re-point its file
+        searcher._storage._backend = storage_for(experiment.parent, None)._backend
+
+
+def drop_foreign_state(staging: Path, experiment: Path) -> None:
+    """Remove from Ray's staging directory what the resumed experiment directory does not hold.
+
+    Ray stages a restore in a directory named by the session, the search's start time and `ray`, which copies of
+    one search share: a newer searcher state or trial left there by another copy would be restored and synced
+    into this one, instead of the state in the verified directory.
+    """
+    for path in staging.iterdir():
+        if not (experiment / path.name).exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def restore(config: SearchConfig, experiment: Path) -> tune.Tuner:
     """Resume an interrupted search: finished trials are kept, unfinished ones continue from their checkpoint."""
     if not tune.Tuner.can_restore(str(experiment)):
         raise UserError(f"{experiment} holds no resumable Ray Tune experiment")
+    RelocatableSearch.resumed_at = experiment
     return tune.Tuner.restore(str(experiment), wrapped_trainable(config), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)

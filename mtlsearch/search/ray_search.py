@@ -70,7 +70,8 @@ def run_ray(config: SearchConfig, space, progress, *, resume: bool, callbacks: l
     else:
         tuner = ray_backend.tuner(config, space, experiment, first_points(config.space),
                                   [ProgressCallback(progress), *callbacks])
-    grid = tuner.fit()
+    with ray_backend.quiet_tune():
+        grid = tuner.fit()
     statuses = {t.trial_id: t.status for t in tune.ExperimentAnalysis(str(experiment)).trials}
     if len(statuses) < config.trials or any(s not in FINISHED for s in statuses.values()):
         raise SearchInterrupted(config.run_dir)

@@ -76,7 +76,8 @@ def draw_pareto(records: list[TrialRecord], path: Path) -> None:
     ax.set_xlabel("parameters")
     ax.set_ylabel("validation score")
     ax.set_title("Score against size (finished trials; early-stopped ones left out)")
-    ax.legend(fontsize=8)
+    if done:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -87,8 +88,11 @@ def optuna_plots(study, out: Path, objectives: list[str]) -> list[str]:
     Optuna draws with pyplot, under whatever backend the caller has; each figure is closed once saved.
     """
     import matplotlib.pyplot as plt
+    import optuna
     import optuna.visualization.matplotlib as ovm
 
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return []  # nothing to plot (every trial failed); Optuna would log a warning per plot
     plots = {"optimization_history": ovm.plot_optimization_history, "param_importances": ovm.plot_param_importances}
     if len(objectives) > 1:
         plots = {"pareto_front": ovm.plot_pareto_front}

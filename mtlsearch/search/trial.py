@@ -1,10 +1,13 @@
 """One search trial, the same under Ray Tune and plain Optuna: a sampled config in, a trainer that reports per epoch."""
 from __future__ import annotations
 
+import pickle
+import warnings
 from pathlib import Path
 
 import torch
 
+from ..errors import UserError
 from ..problems import Problem, load_problem
 from ..run import RunWriter
 from ..settings import split_settings
@@ -56,4 +59,17 @@ def save_state(trainer: Trainer, path: Path) -> None:
 
 
 def load_state(path: Path) -> dict:
-    return torch.load(path, weights_only=True)
+    """A saved trainer state, loaded without running pickled code; a file that is not one is a UserError naming it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. an unusual pickle protocol, before the refusal
+            return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as err:  # PyTorch's message advises loading it unsafely: name what it refused
+        detail = str(err).partition("WeightsUnpickler error:")[2].strip().split("\n")[0]
+        detail = detail.split(" was not an allowed global")[0] or "not tensors and plain values"
+        raise UserError(f"checkpoint {path} holds what a safe (weights-only) load refuses ({detail}), so it is not "
+                        f"loaded: unpickling it could run code; valid: a trainer state saved by mtlsearch") from None
+    except (RuntimeError, EOFError, OSError) as err:
+        reason = getattr(err, "strerror", None) or (str(err) or type(err).__name__).split(". ")[0].splitlines()[0]
+        raise UserError(f"checkpoint {path} cannot be read ({reason}); valid: a trainer state saved by mtlsearch") \
+            from None
