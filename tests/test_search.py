@@ -157,6 +157,9 @@ class InterruptAfter(tune.Callback):
         if self.finished == self.n:
             os.kill(os.getpid(), signal.SIGINT)
 
+    def __getstate__(self):  # Ray saves the callbacks with the experiment: the restored copy must not fire again
+        return {"n": None, "finished": 0}
+
 
 def test_interrupted_search_resumes_without_repeating_finished_trials(ray_session, tmp_path):
     cfg = config(tmp_path, "interrupted", space="baselines", concurrency=1, fixed={**TINY, "epochs": 2})

@@ -20,13 +20,6 @@ from mtlsearch.search.study import storage_for
 from mtlsearch.search.trial import load_state
 
 
-class InterruptOnce(InterruptAfter):
-    """Ctrl-C after `n` trials, in this process only: the copy Ray pickles into tuner.pkl never stops a resume."""
-
-    def __getstate__(self):
-        return {"n": 0, "finished": 0}
-
-
 class CreatesFile:
     """Unpickling this creates `path`: what a hostile directory would do with a shell command."""
 
@@ -135,7 +128,7 @@ def interrupted(ray_session, tmp_path_factory):
     """A search of four trials stopped by Ctrl-C after two: the directory every resume test copies."""
     cfg = config(tmp_path_factory.mktemp("searches"), "original", space="baselines", concurrency=1)
     with pytest.raises(SearchInterrupted):
-        search(cfg, quiet=True, callbacks=[InterruptOnce(2)])
+        search(cfg, quiet=True, callbacks=[InterruptAfter(2)])
     return cfg.run_dir.resolve()
 
 
