@@ -87,6 +87,7 @@ class Problem:
     input_shape: tuple[int, ...]
     true_groups: list[int] | None = None
     info: dict = field(default_factory=dict)
+    backbone: Backbone | None = None  # your own layers (mtlsearch.backbones.Backbone); None: chosen by input shape
 
     @property
     def task_names(self) -> list[str]:

@@ -61,6 +61,9 @@ class Strategy(ABC):
         """Rules no single declaration states (e.g. between settings); raise ConfigError naming what is valid."""
 
     def backbone(self, backbone_name: str | None) -> Backbone:
+        """The named backbone, else the problem's own layers, else the default for its input shape."""
+        if backbone_name is None and self.problem.backbone is not None:
+            return self.problem.backbone
         return get_backbone(backbone_name, self.problem.input_shape)
 
     # model
