@@ -1,2 +1,65 @@
-"""mtlsearch: discover what a multi-task network should share between its tasks."""
+"""mtlsearch: discover what a multi-task network should share between its tasks.
+
+The public surface is `__all__`; each name is imported on first use (PEP 562), so `import mtlsearch` and
+`mtlsearch --help` stay quick and import neither torch nor Ray. Everything else stays importable from its
+module but is internal.
+
+Example:
+    >>> import mtlsearch
+    >>> metrics = mtlsearch.train("digits", "hard_sharing", "runs/hs", epochs=2)
+    >>> model = mtlsearch.load_frozen("runs/hs/frozen")
+"""
+from importlib import import_module
+
 __version__ = "0.1.0"
+
+_PUBLIC = {  # public name -> (module, attribute in it; None: the module itself)
+    # problems: your data as tasks with train/val/test splits
+    "Problem": ("mtlsearch.problems", "Problem"),
+    "Task": ("mtlsearch.problems", "Task"),
+    "load_problem": ("mtlsearch.problems", "load_problem"),
+    "problem_from_dataset": ("mtlsearch.problems", "problem_from_dataset"),
+    # the layers strategies build on
+    "Backbone": ("mtlsearch.backbones", "Backbone"),
+    "LayerSpec": ("mtlsearch.backbones", "LayerSpec"),
+    # strategies and their registry
+    "Strategy": ("mtlsearch.strategies", "Strategy"),
+    "StructuredStrategy": ("mtlsearch.strategies", "StructuredStrategy"),
+    "Setting": ("mtlsearch.strategies", "Setting"),
+    "available_strategies": ("mtlsearch.strategies", "available"),
+    "get_strategy": ("mtlsearch.strategies", "get_strategy"),
+    "register_strategy": ("mtlsearch.strategies", "register_strategy"),
+    # training one strategy, retraining a discovered structure
+    "Trainer": ("mtlsearch.training", "Trainer"),
+    "TrainConfig": ("mtlsearch.training", "TrainConfig"),
+    "train": ("mtlsearch.run", "train_run"),
+    "retrain_run": ("mtlsearch.retrain", "retrain_run"),  # `mtlsearch.retrain` is its module
+    # structures and frozen models
+    "SharingStructure": ("mtlsearch.structure", "SharingStructure"),
+    "views": ("mtlsearch.structure", "views"),
+    "export_structure": ("mtlsearch.structure.export", "export_structure"),
+    "freeze": ("mtlsearch.structure", "freeze"),
+    "save_frozen": ("mtlsearch.structure", "save_frozen"),
+    "load_frozen": ("mtlsearch.structure", "load_frozen"),
+    # Ray Tune and Optuna for your own scripts (the CLI's search is mtlsearch.search)
+    "tune": ("mtlsearch.tune", None),
+    "optuna": ("mtlsearch.optuna", None),
+    # errors a user can cause
+    "UserError": ("mtlsearch.errors", "UserError"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'mtlsearch' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    value = import_module(module) if attribute is None else getattr(import_module(module), attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+__all__ = ["__version__", *_PUBLIC]

@@ -18,15 +18,18 @@ from .spaces import split_sampled
 _PROBLEMS: dict[tuple, Problem] = {}
 
 
-def cached_problem(dataset: str, data_root: str | None = None) -> Problem:
-    """Load a problem once per process (Ray reuses worker processes across trials)."""
+def cached_problem(dataset: str | Problem, data_root: str | None = None) -> Problem:
+    """Load a problem once per process (Ray reuses worker processes across trials); a Problem is used as given."""
+    if isinstance(dataset, Problem):
+        return dataset
     key = (dataset, data_root)
     if key not in _PROBLEMS:
         _PROBLEMS[key] = load_problem(dataset, data_root=data_root)
     return _PROBLEMS[key]
 
 
-def make_trainer(sampled: dict, dataset: str, seed: int, data_root: str | None = None, device=None) -> Trainer:
+def make_trainer(sampled: dict, dataset: str | Problem, seed: int, data_root: str | None = None,
+                 device=None) -> Trainer:
     """A quiet Trainer for what a space sampled (a strategy and its settings)."""
     name, settings = split_sampled(sampled)
     cls = get_strategy(name)
@@ -41,9 +44,11 @@ def epoch_report(record: dict, epochs: int) -> dict:
             "epochs": epochs, "epoch_seconds": record["seconds"]}
 
 
-def export_best(trainer_state: dict, sampled: dict, writer: RunWriter) -> dict:
-    """Rebuild a finished trial from its saved state at its best epoch and write it as a run; returns its metrics."""
-    trainer = make_trainer(sampled, writer.dataset, writer.seed, writer.data_root)
+def export_best(trainer_state: dict, sampled: dict, writer: RunWriter, problem: Problem | None = None) -> dict:
+    """Rebuild a finished trial from its saved state at its best epoch and write it as a run; returns its metrics.
+
+    `problem` is the Problem object the trial trained on, when it was given as one rather than by name."""
+    trainer = make_trainer(sampled, problem or writer.dataset, writer.seed, writer.data_root)
     trainer.load_state_dict(trainer_state)
     best = trainer.best
     if best["state"] is not None:
