@@ -3,22 +3,38 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserCodeError, UserError
 from .reproduce import cli as reproduce_commands
 from .search import cli as search_commands
 
 
+TRAIN_DEFAULTS = {"strategy": "hard_sharing", "dataset": "digits", "out": "runs/train", "seed": 0}
+
+
 def _train(args) -> None:
-    from .run import train_run
+    from .run import resume_run, train_run
     from .settings import parse_sets
 
-    metrics = train_run(args.dataset, args.strategy, args.out, epochs=args.epochs, seed=args.seed,
-                        settings=parse_sets(args.set), overwrite=args.overwrite, quiet=args.quiet,
-                        data_root=args.data_root, download=args.download, device=args.device)
-    print(f"{args.strategy} on {args.dataset}: test score {metrics['test']['score']:.4f}, "
-          f"{metrics['params']:,} parameters, {metrics['train_seconds']:.1f}s; results in {args.out}")
+    common = {"epochs": args.epochs, "settings": parse_sets(args.set), "quiet": args.quiet, "download": args.download,
+              "device": args.device}
+    if args.resume:
+        if args.out is not None or args.overwrite:
+            raise UserError("`resume` rewrites the run's own directory; leave out `out` and `overwrite`",
+                            ("resume", "out", "overwrite"))
+        out = args.resume
+        metrics = resume_run(out, strategy=args.strategy, dataset=args.dataset, seed=args.seed,
+                             data_root=args.data_root, **common)
+    else:
+        given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k) is not None}
+        named = {**TRAIN_DEFAULTS, **given}
+        out = named["out"]
+        metrics = train_run(named["dataset"], named["strategy"], out, seed=named["seed"], overwrite=args.overwrite,
+                            data_root=args.data_root, **common)
+    print(f"{metrics['strategy']} on {metrics['dataset']}: test score {metrics['test']['score']:.4f}, "
+          f"{metrics['params']:,} parameters, {metrics['train_seconds']:.1f}s; results in {out}")
 
 
 def _datasets(args) -> None:
@@ -58,12 +74,11 @@ def _task_list(text: str | None) -> list[str] | None:
 
 def _export(args) -> None:
     from .run import prepare_out_dir
-    from .structure.frozen import find_frozen, load_frozen, save_frozen
+    from .structure.frozen import load_frozen, save_frozen
     from .structure.views import total_params
 
-    source = find_frozen(args.run_dir)
     tasks = _task_list(args.tasks)
-    model = load_frozen(source, tasks)
+    model = load_frozen(args.run_dir, tasks)
     name = "frozen_" + ("+".join(model.task_names) if tasks else "all")
     out = prepare_out_dir(args.out or Path(args.run_dir) / name, args.overwrite)
     save_frozen(model, out)
@@ -91,13 +106,16 @@ def _show(args) -> None:
     path = Path(args.path)
     if path.suffix == ".graphml":
         structure = SharingStructure.load_graphml(path)
-    elif path.suffix == ".json" or (path / "structure.json").is_file():
-        structure = SharingStructure.load_json(path if path.suffix == ".json" else path / "structure.json")
+    elif path.suffix == ".json":
+        structure = SharingStructure.load_json(path)
     else:
-        from .structure.frozen import find_frozen
+        from .structure.frozen import structure_files
 
-        structure = SharingStructure.load_json(find_frozen(path, need_weights=False) / "structure.json")
+        structure = SharingStructure.load_json(structure_files(path, need_weights=False).structure)
     print(summary(structure))
+
+
+DEBUG_HELP = "when your own code (a module:attribute dataset) fails, show its traceback"
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -113,12 +131,14 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtlsearch", description="Discover what a multi-task network should share.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one strategy on one problem and export what it learned")
-    t.add_argument("--strategy", default="hard_sharing")
-    t.add_argument("--dataset", default="digits", help="registry name, FILE.npz or module:attribute")
-    t.add_argument("--out", default="runs/train")
+    t.add_argument("--strategy", help="default: hard_sharing")
+    t.add_argument("--dataset", help="registry name, FILE.npz or module:attribute (default: digits)")
+    t.add_argument("--out", help="default: runs/train")
     t.add_argument("--epochs", type=int)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="default: 0")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a trainer or strategy setting")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint to --epochs "
+                   "(default: its configured count); the strategy, dataset and settings stay the run's")
     _run_options(t)
     t.set_defaults(run=_train)
     e = sub.add_parser("export", help="write a frozen model (torch.export program + weights) of some tasks")
@@ -146,6 +166,12 @@ def parser() -> argparse.ArgumentParser:
     reproduce_commands.add_commands(sub)
     sub.add_parser("datasets", help="list the datasets").set_defaults(run=_datasets)
     sub.add_parser("strategies", help="list the strategies and their settings").set_defaults(run=_strategies)
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    for command in sub.choices.values():  # also after the command: `mtlsearch train ... --debug`
+        try:
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        except argparse.ArgumentError:  # the command has its own --debug
+            pass
     return p
 
 
@@ -162,7 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except UserError as err:
-        print(f"mtlsearch {args.command}: error: {err.worded(flag)}", file=sys.stderr)
+        hint = ""
+        if isinstance(err, UserCodeError) and args.debug:
+            traceback.print_exception(err.__cause__)
+        elif isinstance(err, UserCodeError):
+            hint = " (--debug shows its traceback)"
+        print(f"mtlsearch {args.command}: error: {err.worded(flag)}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # a search says how to resume it
         print(f"mtlsearch {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)

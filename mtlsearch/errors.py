@@ -1,7 +1,8 @@
 """Errors a user can cause: the CLI turns them into one line and exit status 2."""
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 
 class UserError(ValueError):
@@ -21,6 +22,23 @@ class UserError(ValueError):
         for argument in self.arguments:
             text = text.replace(f"`{argument}`", name(argument))
         return text
+
+
+class UserCodeError(UserError):
+    """The user's own code (a dataset's function, class or items) raised: one line names what failed, and the
+    original exception stays chained as `__cause__` so the command line can show its traceback on request."""
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run the user's code: an exception it raises becomes a UserCodeError saying `what` raised which error."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:  # anything the user's code raises is the user's to fix
+        detail = str(err).strip().splitlines()
+        raise UserCodeError(f"{what} raised {type(err).__name__}" + (f": {detail[0]}" if detail else "")) from err
 
 
 class ConfigError(UserError):

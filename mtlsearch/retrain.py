@@ -5,18 +5,17 @@ so a retrain writes exactly what `mtlsearch train` writes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch.utils.data import Dataset, TensorDataset
 
 from .errors import UserError
 from .problems import Problem, load_problem
-from .run import RunWriter, prepare_out_dir
+from .run import RunWriter, check_seed, prepare_out_dir, read_json
 from .settings import split_settings
 from .strategies.base import Strategy
 from .structure.freeze import freeze
-from .structure.frozen import find_frozen, load_weights_file
+from .structure.frozen import load_weights_file, structure_files
 from .structure.graph import SharingStructure
 from .structure.network import BlockNetwork
 from .training import Trainer
@@ -91,10 +90,7 @@ def saved_run_config(source: Path) -> dict:
     for directory in (source, source.parent):
         path = directory / "config.json"
         if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}: not valid JSON ({err})") from None
+            return read_json(path)
     return {}
 
 
@@ -104,12 +100,13 @@ def retrain_run(source, out, *, epochs: int, mode: str = "scratch", seed: int = 
     """Retrain the structure in `source` (a run or frozen directory); write the files `train_run` writes."""
     if mode not in MODES:
         raise UserError(f"unknown retrain mode {mode!r}; valid: {', '.join(MODES)}")
+    check_seed(seed)
     source = Path(source)
-    where = find_frozen(source, need_weights=mode == "finetune")
-    structure = SharingStructure.load_json(where / "structure.json")
+    files = structure_files(source, need_weights=mode == "finetune")
+    structure = SharingStructure.load_json(files.structure)
     weights = None
     if mode == "finetune":
-        weights = load_weights_file(where / "weights.safetensors")
+        weights = load_weights_file(files.weights)
         freeze(structure, weights)  # refuse weights that do not fit before any data is loaded
     config = saved_run_config(source)
     dataset = dataset or config.get("dataset")

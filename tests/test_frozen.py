@@ -20,7 +20,7 @@ from mtlsearch.retrain import select_tasks
 from mtlsearch.strategies import BASELINES, get_strategy
 from mtlsearch.structure import freeze, load_frozen, save_frozen, views
 from mtlsearch.structure.export import export_structure
-from mtlsearch.structure.frozen import find_frozen, load_weights_file
+from mtlsearch.structure.frozen import load_weights_file, structure_files
 from mtlsearch.training import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("single_thread_torch")
@@ -141,7 +141,7 @@ def test_weights_that_do_not_fit_are_refused(trained, tmp_path):
         load_frozen(tmp_path)
     (tmp_path / "weights.safetensors").unlink()
     with pytest.raises(UserError, match="holds no structure.json and weights.safetensors"):
-        find_frozen(tmp_path)
+        structure_files(tmp_path)
     with pytest.raises(UserError, match="no such weights file"):
         load_weights_file(tmp_path / "weights.safetensors")
     with pytest.raises(UserError, match="holds no structure.json and weights.safetensors"):
@@ -193,4 +193,4 @@ def test_export_writes_every_file(trained, tmp_path):
     assert load_frozen(tmp_path / "frozen").task_names == TASKS
     assert sorted(p.name for p in (tmp_path / "frozen").iterdir()) == sorted(
         ["structure.json", "weights.safetensors", "model.pt2", "tasks.json"])
-    assert find_frozen(tmp_path) == tmp_path / "frozen"
+    assert structure_files(tmp_path).weights.parent == tmp_path / "frozen"

@@ -5,7 +5,7 @@ import importlib
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from ..errors import UserError, choice_error
+from ..errors import UserCodeError, UserError, choice_error, user_code
 from . import builtin
 from .tasks import PRIMARY_METRIC, TASK_TYPES, Problem, Task, score
 from .torchvision_sets import TORCHVISION_DATASETS
@@ -23,13 +23,40 @@ def dataset_names() -> list[str]:
     return sorted(set(BUILTIN_DATASETS) | set(TORCHVISION_DATASETS) | set(plugins))
 
 
-def _from_object(obj, name: str) -> Problem:
-    obj = obj() if callable(obj) and not hasattr(obj, "__getitem__") else obj
+def _from_object(obj, spec: str, name: str) -> Problem:
+    """A Problem from what `spec` names: a Problem, a torch Dataset, or a function or class returning one."""
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "__getitem__")):
+        with user_code(f"dataset {spec!r}: calling {getattr(obj, '__name__', name)}()"):
+            obj = obj()
+        what = f"calling it returned type {type(obj).__name__}"
+    else:
+        what = f"it is of type {type(obj).__name__}"
     if isinstance(obj, Problem):
         return obj
     if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
-        return problem_from_dataset(obj, name=name)
-    raise UserError(f"dataset {name!r} gave a {type(obj).__name__}; expected a Problem or a torch Dataset")
+        return problem_from_dataset(obj, name=name, where=f"dataset {spec!r}")
+    raise UserError(f"dataset {spec!r}: {what}; expected a Problem, a torch Dataset of (x, y), or a function or "
+                    "class returning one")
+
+
+def _import_attribute(spec: str):
+    """What `module:attribute` names; a missing module or attribute is the user's typo, an error inside the
+    module is the user's code."""
+    module, _, attr = spec.partition(":")
+    try:
+        with user_code(f"dataset {spec!r}: importing module {module!r}"):
+            imported = importlib.import_module(module)
+    except UserCodeError as err:
+        missing = err.__cause__
+        if isinstance(missing, ModuleNotFoundError) and (module + ".").startswith(f"{missing.name}."):
+            raise UserError(f"cannot load dataset {spec!r}: {missing}") from None
+        raise
+    absent = object()
+    with user_code(f"dataset {spec!r}: reading {attr!r}"):
+        obj = getattr(imported, attr, absent)
+    if obj is absent:
+        raise UserError(f"cannot load dataset {spec!r}: module {module!r} has no attribute {attr!r}")
+    return obj
 
 
 def load_problem(spec: str, data_root: str | None = None, download: bool = False) -> Problem:
@@ -45,14 +72,11 @@ def load_problem(spec: str, data_root: str | None = None, download: bool = False
         return TORCHVISION_DATASETS[spec][0](data_root, download=download)
     plugins = {ep.name: ep for ep in entry_points(group="mtlsearch.datasets")}
     if spec in plugins:
-        return _from_object(plugins[spec].load(), spec)
+        with user_code(f"dataset {spec!r}: loading its entry point"):
+            obj = plugins[spec].load()
+        return _from_object(obj, spec, spec)
     if ":" in spec and not Path(spec).exists():
-        module, _, attr = spec.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as err:
-            raise UserError(f"cannot load dataset {spec!r}: {err}") from None
-        return _from_object(obj, attr)
+        return _from_object(_import_attribute(spec), spec, spec.partition(":")[2])
     raise choice_error("dataset", spec, dataset_names() + ["FILE.npz", "module:attribute"])
 
 

@@ -4,11 +4,14 @@ dir/structure.json    node-link graph (loads with plain networkx)
 dir/weights.safetensors  BlockNetwork state (parameters and norm statistics; loading runs no pickled code)
 dir/model.pt2         torch.export program: x [batch, *input_shape] -> tuple of task outputs, in task order
 dir/tasks.json        that task order, the task types and the input shape
+
+A run directory holds these in frozen/ next to its own structure.json, which is its structure (StructureFiles).
 """
 from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -63,21 +66,31 @@ def save_frozen(model: BlockNetwork, directory, example_input_shape=None) -> Pat
     return directory
 
 
-def find_frozen(path, need_weights: bool = True) -> Path:
-    """The directory holding structure.json (and weights.safetensors): `path` itself or its frozen/ folder."""
+@dataclass(frozen=True)
+class StructureFiles:
+    """Which files are a directory's structure and weights, one rule for show, export and retrain: its own
+    structure.json and weights.safetensors, each else the copy in its frozen/ folder (a run directory keeps its
+    weights there), so an edited or damaged structure.json is what every command reads."""
+
+    structure: Path
+    weights: Path | None  # None when the directory has no weights and they were not needed
+
+
+def structure_files(path, need_weights: bool = True) -> StructureFiles:
+    """The structure (and weights) of `path`, a run or frozen-model directory, by the rule of StructureFiles."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such directory (give a run directory or a frozen-model directory)")
-    candidates = [path, path / "frozen"]
-    for directory in candidates:
-        if (directory / "structure.json").is_file() and (directory / "weights.safetensors").is_file():
-            return directory
-    if not need_weights:
-        for directory in candidates:
-            if (directory / "structure.json").is_file():
-                return directory
-    wanted = "structure.json and weights.safetensors" if need_weights else "structure.json"
-    raise UserError(f"{path}: holds no {wanted}, nor does {path / 'frozen'} (give a run directory or a frozen-model directory)")
+
+    def first(name: str) -> Path | None:
+        return next((d / name for d in (path, path / "frozen") if (d / name).is_file()), None)
+
+    structure, weights = first("structure.json"), first("weights.safetensors")
+    if structure is None or (need_weights and weights is None):
+        wanted = "structure.json and weights.safetensors" if need_weights else "structure.json"
+        raise UserError(f"{path}: holds no {wanted}, nor does {path / 'frozen'} (give a run directory or a "
+                        "frozen-model directory)")
+    return StructureFiles(structure, weights)
 
 
 def load_weights_file(path) -> dict[str, torch.Tensor]:
@@ -92,7 +105,6 @@ def load_weights_file(path) -> dict[str, torch.Tensor]:
 
 
 def load_frozen(directory, tasks: list[str] | None = None) -> BlockNetwork:
-    """The BlockNetwork saved in `directory` (or in a run's frozen/) with its weights; only what `tasks` need."""
-    directory = find_frozen(directory)
-    structure = SharingStructure.load_json(directory / "structure.json")
-    return freeze(structure, load_weights_file(directory / "weights.safetensors"), tasks=tasks)
+    """The BlockNetwork of a run or frozen-model directory with its weights; only what `tasks` need."""
+    files = structure_files(directory)
+    return freeze(SharingStructure.load_json(files.structure), load_weights_file(files.weights), tasks=tasks)

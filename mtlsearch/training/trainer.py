@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import UserError
 from ..problems import Problem
 from ..problems.data import batches
 from ..strategies.base import EpochContext, Strategy
@@ -40,9 +41,27 @@ class TrainConfig:
         check_settings(dataclass_settings(type(self)), asdict(self))
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can train on, as `device` takes them."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None)
+    return (["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(gpus)] if gpus else [])
+            + (["mps"] if mps is not None and mps.is_available() else []))
+
+
 def device_for(name: str | None = None) -> torch.device:
-    """CUDA when present, else the CPU (or what the user names)."""
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """CUDA when present, else the CPU; a named device must exist on this machine (UserError naming those that do)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    valid = available_devices()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(f"`device` {name!r} is not a device name; valid here: {', '.join(valid)}",
+                        ("device",)) from None
+    if device.type != "cpu" and str(device) not in valid:
+        raise UserError(f"`device` {name!r} is not on this machine; valid here: {', '.join(valid)}", ("device",))
+    return device
 
 
 def plain(value):
