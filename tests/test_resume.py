@@ -20,8 +20,8 @@ CASES = {  # name -> (strategy, settings); Selective Sharing merges in epoch 1 o
        for c in ("similarity", "dissimilarity", "variance", "random")},
 }
 
-# One process trains straight to EPOCHS and, from the same seed, to STOP, saving both; a second process loads the
-# STOP checkpoint and finishes. Each writes what the comparison needs: weights, history, test metrics, report.
+# One process trains straight to EPOCHS and, from the same seed, again until the checkpoint after epoch STOP, where
+# it stops as if killed; a second process loads that checkpoint and finishes. Each writes what the comparison needs: weights, history, test metrics, report.
 SCRIPT = r"""
 import json, sys, torch
 from mtlsearch.problems import load_problem
@@ -50,11 +50,24 @@ def finish(tr, path):
                 "architecture": tr.strategy.architecture_state()}, path)
 
 
+class Interrupted(Exception):
+    pass
+
+
+def checkpoint_and_stop(tr, record):  # what a run's per-epoch checkpoint holds when it is killed after that epoch
+    if record["epoch"] == int(sys.argv[6]):
+        torch.save(tr.state_dict(), out + "/partial.pt")
+        raise Interrupted
+
+
 if mode == "first":
     finish(trainer(epochs), out + "/straight.pt")
-    part = trainer(int(sys.argv[6]))
-    part.fit()
-    torch.save(part.state_dict(), out + "/partial.pt")
+    part = trainer(epochs)
+    part.on_epoch = checkpoint_and_stop
+    try:
+        part.fit()
+    except Interrupted:
+        pass
 else:
     tr = trainer(epochs)
     tr.load_state_dict(torch.load(out + "/partial.pt", weights_only=True))
