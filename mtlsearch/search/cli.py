@@ -10,8 +10,10 @@ def add_commands(sub) -> None:
     s = sub.add_parser("search", help="search strategies and their settings with Ray Tune or Optuna")
     s.add_argument("--dataset", default="digits")
     s.add_argument("--space", default="all", help="a space name (mtlsearch spaces) or FILE.py defining space(trial)")
-    s.add_argument("--trials", type=int, default=12)
-    s.add_argument("--name", help="run name: results go to OUT/NAME (default: search-<date>-<time>)")
+    s.add_argument("--trials", type=int, default=12,
+                   help="trials in all; Optuna: the study's total, shared by every worker that joins it")
+    s.add_argument("--name", help="run name: results go to OUT/NAME (default: search-<date>-<time>); Optuna "
+                                  "workers on one machine with the same name and settings share its study and OUT/NAME")
     s.add_argument("--out", default="runs")
     s.add_argument("--backend", choices=BACKENDS, default="ray")
     s.add_argument("--objectives", default="score", help="score (default) or score,params for a Pareto front")
@@ -22,7 +24,9 @@ def add_commands(sub) -> None:
     s.add_argument("--cpus-per-trial", type=float, default=1.0)
     s.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU between trials")
     s.add_argument("--concurrency", type=int, default=2, help="trials at once")
-    s.add_argument("--storage", help="Optuna: an RDB URL shared by several workers (default: a journal file)")
+    s.add_argument("--storage", help="Optuna: a database URL (sqlite:///FILE.db, postgresql+psycopg://USER@HOST/DB); "
+                                     "workers on several machines share its study, each with its own --out "
+                                     "(default: a journal file in OUT/NAME)")
     s.add_argument("--data-root")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a setting for every trial instead of sampling it (e.g. epochs=2)")
@@ -60,8 +64,10 @@ def _search(args) -> None:
     print(f"{summary['trials']} trials ({summary['done']} done, {summary['stopped']} stopped early, "
           f"{summary['failed']} failed) in {summary['seconds']:.0f}s; results in {config.run_dir}")
     for strategy, best in summary["best"].items():
-        print(f"  best {strategy:<18} val {best['val_score']:.4f}  test {best['test_score']:.4f}  "
-              f"{best['params']:>10,} params  -> {best['dir']}")
+        where = best["dir"] or "trained by a worker on another machine, which exports it"
+        test = "-" if best["test_score"] is None else f"{best['test_score']:.4f}"
+        print(f"  best {strategy:<18} val {best['val_score']:.4f}  test {test:>6}  "
+              f"{best['params']:>10,} params  -> {where}")
 
 
 def _spaces(args) -> None:

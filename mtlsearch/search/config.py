@@ -15,6 +15,7 @@ BACKENDS = ("ray", "optuna")
 SCHEDULERS = ("asha", "none")  # none: every trial runs all its epochs
 SAMPLERS = {"tpe": "TPESampler", "nsga2": "NSGAIISampler", "random": "RandomSampler"}  # classes of optuna.samplers
 OBJECTIVES = {"score": "maximize", "params": "minimize"}
+STUDY_SETTINGS = ("dataset", "space", "trials", "objectives", "sampler", "seed", "fixed")  # its workers share these
 
 
 def parse_objectives(text: str | list) -> list[str]:
@@ -35,6 +36,13 @@ def make_sampler(name: str, seed: int):
     import optuna  # only a search that runs needs it: `mtlsearch --help` stays quick
 
     return getattr(optuna.samplers, SAMPLERS[name])(seed=seed)
+
+
+def describe_differences(mine: dict, theirs: dict) -> str | None:
+    """`trials 6 there, 4 here; ...` for the settings two searches do not share, or None when they agree."""
+    differing = [f"{key} {theirs[key]} there, {mine[key]} here" for key in mine
+                 if key in theirs and theirs[key] != mine[key]]
+    return "; ".join(differing) or None
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -81,6 +89,10 @@ class SearchConfig:
         if self.cpus_per_trial <= 0 or self.gpus_per_trial < 0:
             raise UserError("`cpus_per_trial` must be > 0 and `gpus_per_trial` >= 0",
                             ("cpus_per_trial", "gpus_per_trial"))
+
+    def study_settings(self) -> dict:
+        """What every worker of one Optuna study must agree on; the study records them, a joining worker compares."""
+        return {name: getattr(self, name) for name in STUDY_SETTINGS}
 
     @property
     def run_dir(self) -> Path:

@@ -10,12 +10,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..run import RunWriter, prepare_out_dir, write_json
+from ..run import RunWriter, write_json
 from .config import SearchConfig, TrialRecord, TrialStatus
 from .results import best_per_strategy, draw_pareto, optuna_plots, pareto_front, write_leaderboard
 from .spaces import SpaceRef, check_space
+from .study import open_storage
 from .trial import cached_problem, export_best, load_state
 from .trust import sign, verify
+from .workers import open_run_dir, run_dir_lock
 
 
 class TrialProgress:
@@ -23,7 +25,7 @@ class TrialProgress:
 
     def __init__(self, total: int, quiet: bool):
         self.bar = tqdm(total=total, desc="trials", unit="trial", disable=quiet or not sys.stderr.isatty())
-        self.best = None
+        self.best, self.quiet = None, quiet
 
     def already_done(self, count: int) -> None:
         """Count the trials an earlier, interrupted run of the search finished."""
@@ -36,6 +38,11 @@ class TrialProgress:
         self.bar.set_postfix(best=f"{self.best:.4f}" if self.best is not None else "-", refresh=False)
         if failed:
             self.bar.write("a trial failed; the search goes on (see leaderboard.md)", file=sys.stderr)
+
+    def note(self, text: str) -> None:
+        """One line on stderr that leaves the bar in place; none when quiet."""
+        if not self.quiet:
+            self.bar.write(text, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -58,9 +65,11 @@ def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False
         from .ray_backend import connect
 
         connect(config.address, None if config.address else max(1, round(config.concurrency * config.cpus_per_trial)))
+    storage = None
+    if config.backend == "optuna" and config.storage:  # a bad storage, too, fails before anything is written
+        storage = open_storage(config.storage)
     if not resume:
-        prepare_out_dir(run_dir, overwrite)
-        write_json(run_dir / "search.json", asdict(config))
+        open_run_dir(config, overwrite, asdict(config))  # Optuna workers of one search may share it
     started = time.perf_counter()
     progress = TrialProgress(config.trials, quiet)
     try:
@@ -71,11 +80,12 @@ def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False
         else:
             from .optuna_search import run_optuna
 
-            records, study = run_optuna(config, space, progress, callbacks=callbacks or [])
+            records, study = run_optuna(config, space, progress, storage=storage, callbacks=callbacks or [])
     finally:
         progress.close()
         sign(run_dir)  # what this process leaves for a resume, under this user's key
-    return finish(config, records, study, time.perf_counter() - started)
+    with run_dir_lock(config):  # workers sharing the run directory write its results one after the other
+        return finish(config, records, study, time.perf_counter() - started)
 
 
 def finish(config: SearchConfig, records: list[TrialRecord], study, seconds: float) -> dict:
@@ -89,6 +99,10 @@ def finish(config: SearchConfig, records: list[TrialRecord], study, seconds: flo
     plots = optuna_plots(study, run_dir, config.objectives) if study is not None else []
     best = {}
     for strategy, record in best_per_strategy(records).items():
+        if not Path(record.state_path or "").is_file():  # another machine's worker trained it: it exports it
+            best[strategy] = {"trial": record.trial, "val_score": record.val_score, "test_score": None,
+                              "params": record.params, "dir": None}
+            continue
         writer = RunWriter(run_dir / "best" / strategy, config.dataset, strategy, config.seed, config.data_root,
                            origin={"trial": record.trial})
         metrics = export_best(load_state(record.state_path), record.sampled, writer)

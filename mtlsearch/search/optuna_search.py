@@ -1,11 +1,13 @@
-"""Running a search as a plain Optuna study (no Ray): pruning, journal or RDB storage, resume."""
+"""Running a search as a plain Optuna study (no Ray): pruning, journal or RDB storage, several workers, resume."""
 from __future__ import annotations
 
 import optuna
 
+from ..errors import UserError
 from .config import SearchConfig, SearchInterrupted, TrialRecord, TrialStatus
 from .spaces import first_points
-from .study import create_study, objective, storage_for
+from .study import STORAGE_ERRORS, StudyStorage, join_study, objective, open_storage, storage_reason
+from .workers import TrialBudget, wait_for_other_workers, worker_name
 
 STATUS = {optuna.trial.TrialState.COMPLETE: TrialStatus.DONE, optuna.trial.TrialState.PRUNED: TrialStatus.PRUNED,
           optuna.trial.TrialState.FAIL: TrialStatus.FAILED}
@@ -25,27 +27,46 @@ def records_from(study: optuna.Study) -> list[TrialRecord]:
     return records
 
 
-def run_optuna(config: SearchConfig, space, progress, *, callbacks: list):
-    """Create or load the study and run the trials it still lacks (finished ones are never repeated)."""
+def run_optuna(config: SearchConfig, space, progress, *, storage: StudyStorage | None = None, callbacks: list):
+    """Create or join the study and run trials until it holds `config.trials` over all its workers (finished
+    ones are never repeated); then wait for the other workers' last trials, so the records cover the study.
+
+    `storage` is the study's storage when it was opened already (a database URL is checked before the run
+    directory is made); else it is opened here.
+    """
+    try:
+        return _run(config, space, progress, storage or open_storage(config.storage, config.run_dir), callbacks)
+    except STORAGE_ERRORS as err:  # the database went away or refused a write
+        raise UserError(f"the study's storage failed: {storage_reason(err)}") from None
+
+
+def _run(config: SearchConfig, space, progress, store: StudyStorage, callbacks: list):
     run_dir = config.run_dir
-    study = create_study(config.name, storage_for(run_dir, config.storage), config.objectives, config.seed,
-                         config.sampler)
-    ended = [t for t in study.trials if t.state in STATUS]
-    if not study.trials:
-        for point in first_points(config.space):
-            study.enqueue_trial(point)
-    progress.already_done(len(ended))
+    study, worker = join_study(config.name, store, config.objectives, config.seed, config.sampler,
+                               settings=config.study_settings(), first=first_points(config.space))
+    progress.already_done(len([t for t in study.trials if t.state in STATUS]))
+    budget = TrialBudget(store.lock, config.trials)
 
     def advance(study, trial):
         score = trial.values[0] if trial.values else None
         progress.done(score, failed=trial.state == optuna.trial.TrialState.FAIL)
 
     trial_objective = objective(config.dataset, space, seed=config.seed, objectives=config.objectives,
-                                data_root=config.data_root, trial_dir=run_dir / "trials")
+                                data_root=config.data_root, trial_dir=(run_dir / "trials").resolve())
+
+    def run(trial: optuna.Trial):
+        budget.release()  # the trial exists: other workers may start theirs
+        trial.set_user_attr("worker", worker_name())
+        return trial_objective(trial)
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study.optimize(trial_objective, n_trials=max(0, config.trials - len(ended)), catch=(Exception,),
-                       callbacks=[advance, *callbacks])
+        if budget.reserve(study):
+            try:
+                study.optimize(run, catch=(Exception,), callbacks=[advance, *callbacks, budget])
+            finally:
+                budget.release()
+        wait_for_other_workers(study, progress.note)
     except KeyboardInterrupt:
         raise SearchInterrupted(run_dir) from None
     return records_from(study), study
