@@ -80,14 +80,15 @@ def trainable(config: dict) -> None:
         ...                                    "lr": tune.loguniform(1e-3, 1e-2)}).fit()
     """
     run, sampled = trial_config(config)
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    context = ray.get_runtime_context() if ray.is_initialized() else None  # None: called outside Ray, to debug
+    if context is not None:
+        torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
     trainer = make_trainer(sampled, run["dataset"], run["seed"], run["data_root"], device=run["device"])
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(load_state(Path(directory) / STATE_FILE))
-    node = ray.get_runtime_context().get_node_id()
+    node = context.get_node_id() if context is not None else None
     saved = {**run, "sampled": sampled}
 
     def on_epoch(tr, record):

@@ -27,6 +27,8 @@ def add_commands(sub) -> None:
     s.add_argument("--storage", help="Optuna: a database URL (sqlite:///FILE.db, postgresql+psycopg://USER@HOST/DB); "
                                      "workers on several machines share its study, each with its own --out "
                                      "(default: a journal file in OUT/NAME)")
+    s.add_argument("--storage-path", help="Ray: where trials write their checkpoints, a directory every node of "
+                                          "the cluster sees or a URI such as s3://bucket/path (default: OUT/NAME/ray)")
     s.add_argument("--data-root")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a setting for every trial instead of sampling it (e.g. epochs=2)")
@@ -49,8 +51,8 @@ def _config(args):
                         objectives=objectives, sampler=args.sampler or ("nsga2" if len(objectives) > 1 else "tpe"),
                         scheduler=args.scheduler, seed=args.seed, address=args.address,
                         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                        concurrency=args.concurrency, storage=args.storage, data_root=args.data_root,
-                        fixed=parse_sets(args.set))
+                        concurrency=args.concurrency, storage=args.storage, storage_path=args.storage_path,
+                        data_root=args.data_root, fixed=parse_sets(args.set))
 
 
 def _search(args) -> None:

@@ -73,6 +73,7 @@ class SearchConfig:
     gpus_per_trial: float = 0.0
     concurrency: int = 2
     storage: str | None = None
+    storage_path: str | None = None  # Ray: where trials checkpoint (a directory every node sees, or s3://...)
     data_root: str | None = None
     fixed: dict = field(default_factory=dict)  # settings that override what the space samples
 

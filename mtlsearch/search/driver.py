@@ -56,6 +56,10 @@ def search(config: SearchConfig, *, overwrite: bool = False, quiet: bool = False
     loads the directory's pickles only if this user's key signed them (trust.py), or when `trust` says so.
     """
     if resume and not trust:
+        if config.backend == "ray" and config.storage_path:  # Ray's pickles are there, not under the signature
+            raise UserError(f"the Ray state of {config.run_dir} is kept in `storage_path` {config.storage_path}, "
+                            "outside the signed run directory; resume with `trust` if you trust that storage",
+                            ("storage_path", "trust"))
         verify(config.run_dir)
     space = SpaceRef(config.space, config.fixed)
     problem = cached_problem(config.dataset, config.data_root)

@@ -1,28 +1,26 @@
-"""Ray Tune: a function trainable that reports and checkpoints every epoch, OptunaSearch, ASHA, resume."""
+"""Ray Tune for a search: its trials run mtlsearch.tune's trainable; OptunaSearch, ASHA, storage, resume."""
 from __future__ import annotations
 
 import logging
 import os
 import shutil
 import socket
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import ray
-import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
+from .. import tune as public
 from ..errors import UserError
 from .config import SearchConfig, make_sampler
 from .study import storage_for
-from .trial import epoch_report, load_state, make_trainer, save_state
 
-STATE_FILE = "trainer.pt"
+EXPERIMENT = "ray"  # the Ray Tune experiment's directory name, and the name of its Optuna study
 MAX_EPOCHS = 1000  # ASHA's rung ceiling; each trial stops at its own sampled epoch count first
 RAY_SETTINGS = {  # what a search wants from Ray and Tune in this process, unless the user set it already
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",  # one checkpoint per epoch is by design
@@ -52,23 +50,9 @@ def quiet_tune():
             logger.setLevel(level)
 
 
-def trainable(config: dict, dataset: str, seed: int, data_root: str | None, threads: int) -> None:
-    """Ray Tune function trainable: train one sampled config, reporting and checkpointing every epoch."""
-    torch.set_num_threads(threads)
-    trainer = make_trainer(config["sampled"], dataset, seed, data_root)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            trainer.load_state_dict(load_state(Path(directory) / STATE_FILE))
-
-    def on_epoch(tr, record):
-        report = {**epoch_report(record, tr.config.epochs), "best_val_score": tr.best["val"]["score"]}
-        with tempfile.TemporaryDirectory() as directory:
-            save_state(tr, Path(directory) / STATE_FILE)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-
-    trainer.on_epoch = on_epoch
-    trainer.fit()
+def trainable(config: dict, dataset: str, seed: int, data_root: str | None) -> None:
+    """A search's trial: what its space sampled (kept apart under `sampled`) trained by mtlsearch.tune.trainable."""
+    public.trainable({**config["sampled"], "dataset": dataset, "seed": seed, "data_root": data_root})
 
 
 class NestedSpace:
@@ -105,22 +89,31 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         raise UserError(f"`address` {address}: {err}".splitlines()[0], ("address",)) from None
 
 
-def tuner(config: SearchConfig, space: Callable, experiment: Path, points: list[dict], callbacks: list) -> tune.Tuner:
-    """The Tuner of a new search, writing its experiment to the `experiment` directory."""
+def experiment_path(config: SearchConfig) -> str:
+    """Where the trials write their checkpoints: `run_dir/ray`, or `STORAGE_PATH/<name>/ray` when the search has a
+    `storage_path` (shared disk or a URI such as s3://) that every node of a cluster reaches."""
+    if config.storage_path:
+        return f"{config.storage_path.rstrip('/')}/{config.name}/{EXPERIMENT}"
+    return str(config.run_dir.resolve() / EXPERIMENT)
+
+
+def tuner(config: SearchConfig, space: Callable, experiment: str, points: list[dict], callbacks: list) -> tune.Tuner:
+    """The Tuner of a new search, writing its experiment to `experiment` (a directory or a URI)."""
     several = len(config.objectives) > 1
-    metric, mode = (["best_val_score", "params"], ["max", "min"]) if several else ("best_val_score", "max")
+    best = public.BEST_VAL_SCORE
+    metric, mode = ([best, public.PARAMS], ["max", "min"]) if several else (best, "max")
     search = OptunaSearch(space=NestedSpace(space), metric=metric, mode=mode, points_to_evaluate=points or None,
-                          sampler=make_sampler(config.sampler, config.seed), study_name=experiment.name,
+                          sampler=make_sampler(config.sampler, config.seed), study_name=EXPERIMENT,
                           storage=storage_for(config.run_dir, None))
     search = RelocatableSearch(tune.search.ConcurrencyLimiter(search, max_concurrent=config.concurrency))
-    asha = ASHAScheduler(metric="best_val_score", mode="max", time_attr="training_iteration", max_t=MAX_EPOCHS,
+    asha = ASHAScheduler(metric=best, mode="max", time_attr="training_iteration", max_t=MAX_EPOCHS,
                          grace_period=1, reduction_factor=2) if config.scheduler == "asha" else None
     return tune.Tuner(
         wrapped_trainable(config),
         # reuse_actors: a trial starts in the previous trial's worker (torch already imported): 10 s -> 4.6 s per
         # 8-epoch digits trial, of which 3 s is training (bench/search.py)
         tune_config=tune.TuneConfig(search_alg=search, scheduler=asha, num_samples=config.trials, reuse_actors=True),
-        run_config=tune.RunConfig(name=experiment.name, storage_path=str(experiment.parent), verbose=0,
+        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=experiment.rpartition("/")[0], verbose=0,
                                   callbacks=callbacks, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
@@ -128,9 +121,7 @@ def tuner(config: SearchConfig, space: Callable, experiment: Path, points: list[
 
 def wrapped_trainable(config: SearchConfig):
     """The trainable with the search's dataset and seed bound, asking Ray for each trial's CPUs and GPUs."""
-    threads = max(1, int(config.cpus_per_trial))
-    bound = tune.with_parameters(trainable, dataset=config.dataset, seed=config.seed, data_root=config.data_root,
-                                 threads=threads)
+    bound = tune.with_parameters(trainable, dataset=config.dataset, seed=config.seed, data_root=config.data_root)
     return tune.with_resources(bound, {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial})
 
 
@@ -170,10 +161,12 @@ def drop_foreign_state(staging: Path, experiment: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def restore(config: SearchConfig, experiment: Path) -> tune.Tuner:
-    """Resume an interrupted search: finished trials are kept, unfinished ones continue from their checkpoint."""
-    if not tune.Tuner.can_restore(str(experiment)):
+def restore(config: SearchConfig, experiment: str) -> tune.Tuner:
+    """Resume an interrupted search: finished trials are kept, unfinished ones continue from their checkpoint.
+
+    A run directory resumes wherever it is now; trials kept under a `storage_path` stay where they are."""
+    if not tune.Tuner.can_restore(experiment):
         raise UserError(f"{experiment} holds no resumable Ray Tune experiment")
-    RelocatableSearch.resumed_at = experiment
-    return tune.Tuner.restore(str(experiment), wrapped_trainable(config), resume_unfinished=True,
+    RelocatableSearch.resumed_at = None if config.storage_path else Path(experiment)
+    return tune.Tuner.restore(experiment, wrapped_trainable(config), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)

@@ -1,9 +1,12 @@
 """Running a search on Ray Tune and reading its trials back as leaderboard records."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from ray import tune
 
+from .. import tune as tune_api
 from . import ray_backend
 from .config import SearchConfig, SearchInterrupted, TrialRecord, TrialStatus
 from .spaces import first_points
@@ -20,7 +23,7 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if self.progress:
-            self.progress.done((trial.last_result or {}).get("best_val_score"))
+            self.progress.done((trial.last_result or {}).get(tune_api.BEST_VAL_SCORE))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if self.progress:
@@ -43,7 +46,15 @@ def status_of(result, statuses: dict[str, str], trial_id: str) -> TrialStatus:
     return TrialStatus.DONE
 
 
-def records_from(grid, statuses: dict[str, str]) -> list[TrialRecord]:
+def local_state(checkpoint: tune.Checkpoint, run_dir: Path, trial_id: str) -> str:
+    """A finished trial's trainer state as a local file: where it is on a local or shared disk, else copied from
+    the search's storage (e.g. s3://) into `run_dir/checkpoints/<trial>`."""
+    if checkpoint.filesystem.type_name == "local":
+        return f"{checkpoint.path}/{tune_api.STATE_FILE}"
+    return f"{checkpoint.to_directory(str(run_dir / 'checkpoints' / trial_id))}/{tune_api.STATE_FILE}"
+
+
+def records_from(grid, statuses: dict[str, str], run_dir: Path) -> list[TrialRecord]:
     """One leaderboard record per trial of the result grid."""
     records = []
     for result in grid:
@@ -52,19 +63,19 @@ def records_from(grid, statuses: dict[str, str]) -> list[TrialRecord]:
         status = status_of(result, statuses, trial_id)
         state_path = None
         if result.checkpoint is not None and status == TrialStatus.DONE:
-            state_path = f"{result.checkpoint.path}/{ray_backend.STATE_FILE}"
+            state_path = local_state(result.checkpoint, run_dir, trial_id)
         error = None
         if result.error is not None:
             error = f"{type(result.error).__name__}: {result.error}".strip().splitlines()[-1]
         records.append(TrialRecord(trial_id, sampled["strategy"], status, sampled,
-                                   val_score=metrics.get("best_val_score"), params=metrics.get("params"),
-                                   epochs_done=metrics.get("epoch", 0), error=error, state_path=state_path))
+                                   val_score=metrics.get(tune_api.BEST_VAL_SCORE), params=metrics.get(tune_api.PARAMS),
+                                   epochs_done=metrics.get(tune_api.EPOCH, 0), error=error, state_path=state_path))
     return records
 
 
 def run_ray(config: SearchConfig, space, progress, *, resume: bool, callbacks: list):
     """Fit (or restore and finish) the Tuner; raise SearchInterrupted when Ctrl-C left trials unfinished."""
-    experiment = config.run_dir.resolve() / "ray"
+    experiment = ray_backend.experiment_path(config)
     if resume:
         tuner = ray_backend.restore(config, experiment)
     else:
@@ -72,8 +83,8 @@ def run_ray(config: SearchConfig, space, progress, *, resume: bool, callbacks: l
                                   [ProgressCallback(progress), *callbacks])
     with ray_backend.quiet_tune():
         grid = tuner.fit()
-    statuses = {t.trial_id: t.status for t in tune.ExperimentAnalysis(str(experiment)).trials}
+    statuses = {t.trial_id: t.status for t in tune.ExperimentAnalysis(experiment).trials}
     if len(statuses) < config.trials or any(s not in FINISHED for s in statuses.values()):
         raise SearchInterrupted(config.run_dir)
-    study = optuna.load_study(study_name=experiment.name, storage=storage_for(config.run_dir, None))
-    return records_from(grid, statuses), study
+    study = optuna.load_study(study_name=ray_backend.EXPERIMENT, storage=storage_for(config.run_dir, None))
+    return records_from(grid, statuses, config.run_dir), study
