@@ -45,7 +45,12 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 
 def available() -> dict[str, type[Strategy]]:
-    """Every strategy by name; registered ones and entry points may add strategies but not replace built-in ones."""
+    """Every strategy by name; registered ones and entry points may add strategies but not replace built-in ones.
+
+    Example:
+        >>> sorted(available())[:3]
+        ['cross_stitch', 'hard_sharing', 'selective_sharing']
+    """
     found = {**BUILTIN, **REGISTERED}
     for ep in entry_points(group="mtlsearch.strategies"):
         found.setdefault(ep.name, ep)
@@ -53,6 +58,14 @@ def available() -> dict[str, type[Strategy]]:
 
 
 def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class called `name`; an unknown name is a UserError listing the available ones.
+
+    Args:
+        name: a built-in strategy (`mtlsearch strategies` lists them), a registered one or an entry point's.
+
+    Example:
+        >>> strategy = get_strategy("task_routing")(problem, {"sigma": 0.5}, seed=0)
+    """
     found = available()
     if name not in found:
         raise choice_error("strategy", name, found)
@@ -63,4 +76,5 @@ def get_strategy(name: str) -> type[Strategy]:
     return cls if isinstance(cls, type) else cls.load()
 
 
-__all__ = ["Strategy", "StructuredStrategy", "EpochContext", "Setting", "available", "get_strategy", "register_strategy", "BASELINES"]
+__all__ = ["Strategy", "StructuredStrategy", "EpochContext", "Setting", "available", "get_strategy",
+           "register_strategy", "BASELINES"]

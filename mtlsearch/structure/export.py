@@ -12,8 +12,19 @@ EXPORTED = ("structure.json", "structure.graphml", "structure.png", "affinity.pn
 
 
 def export_structure(out, structure: SharingStructure, weights: dict) -> list[str]:
-    """structure.json (node-link), structure.graphml, structure.png, affinity.png and frozen/; returns the names."""
+    """structure.json (node-link), structure.graphml, structure.png, affinity.png and frozen/; returns the names.
+
+    Args:
+        out: the directory to write into (created if missing; files already there are replaced).
+        structure: the discovered structure, e.g. the first value of `strategy.structure(trainer.model)`.
+        weights: the trained weights by state-dict name, the second value of `strategy.structure(...)`.
+
+    Example:
+        >>> structure, weights = strategy.structure(trainer.model)
+        >>> export_structure("runs/mine", structure, weights)
+    """
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     validate(structure.graph, f"the {structure.strategy} structure")  # what is written must load back
     structure.save_json(out / "structure.json")
     structure.save_graphml(out / "structure.graphml")

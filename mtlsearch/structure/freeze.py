@@ -39,7 +39,18 @@ def restrict_weights(full: SharingStructure, sub: SharingStructure, weights: dic
 
 
 def freeze(structure: SharingStructure, weights: dict | None = None, tasks: list[str] | None = None) -> BlockNetwork:
-    """A plain nn.Module running each task through exactly its blocks; fresh init unless `weights` are given."""
+    """A plain nn.Module running each task through exactly its blocks; fresh init unless `weights` are given.
+
+    Args:
+        structure: a SharingStructure (e.g. `SharingStructure.load_graphml("runs/x/structure.graphml")`).
+        weights: state-dict tensors for its blocks (e.g. `safetensors.torch.load_file(".../weights.safetensors")`);
+            None initialises the blocks afresh, to retrain the structure from scratch.
+        tasks: keep only these tasks' blocks (None: all tasks).
+
+    Example:
+        >>> model = freeze(structure, weights, tasks=["is_3", "is_7"])
+        >>> outputs = model(x)  # {"is_3": ..., "is_7": ...}
+    """
     sub = structure.restrict(tasks) if tasks is not None else structure  # [] is refused, not taken as "all"
     model = BlockNetwork(sub)
     if weights is not None:
