@@ -76,6 +76,7 @@ class SearchConfig:
     storage_path: str | None = None  # Ray: where trials checkpoint (a directory every node sees, or s3://...)
     data_root: str | None = None
     fixed: dict = field(default_factory=dict)  # settings that override what the space samples
+    study: str | None = None  # the Optuna study's name; None: `name` (a copied directory keeps the original's)
 
     def __post_init__(self):
         for what, value, valid in (("backend", self.backend, BACKENDS), ("sampler", self.sampler, SAMPLERS),
@@ -94,6 +95,10 @@ class SearchConfig:
     def study_settings(self) -> dict:
         """What every worker of one Optuna study must agree on; the study records them, a joining worker compares."""
         return {name: getattr(self, name) for name in STUDY_SETTINGS}
+
+    @property
+    def study_name(self) -> str:
+        return self.study or self.name
 
     @property
     def run_dir(self) -> Path:

@@ -1,4 +1,5 @@
-"""The search driver: validate, run the trials on Ray Tune or Optuna, then write leaderboard, front and best structures."""
+"""The search driver: validate, run the trials on Ray Tune or Optuna, then write leaderboard, front and best
+structures."""
 from __future__ import annotations
 
 import json
@@ -125,13 +126,16 @@ def load_config(run_dir: str | Path) -> SearchConfig:
     """The SearchConfig saved in an earlier search's directory (to resume it)."""
     path = Path(run_dir) / "search.json"
     if not path.is_file():
-        raise UserError(f"{run_dir} is not a search directory (no search.json); valid: runs/<name> of an earlier search")
+        raise UserError(f"{run_dir} is not a search directory (no search.json); valid: runs/<name> of an earlier "
+                        "search")
     fields = SearchConfig.__dataclass_fields__
     try:
         saved = dict(json.loads(path.read_text()))
     except (ValueError, TypeError) as err:
         raise UserError(f"{path} is not a search.json mtlsearch wrote ({err})".splitlines()[0]) from None
     if set(saved) - set(fields):
-        raise UserError(f"{path} has unknown keys {', '.join(sorted(set(saved) - set(fields)))}; valid: {', '.join(fields)}")
+        raise UserError(f"{path} has unknown keys {', '.join(sorted(set(saved) - set(fields)))}; "
+                        f"valid: {', '.join(fields)}")
     # the directory as given, wherever it is now: a copied or moved search resumes in place, from any directory
-    return SearchConfig(**{**saved, "out": str(Path(run_dir).parent), "name": Path(run_dir).name})
+    return SearchConfig(**{**saved, "study": saved.get("study") or saved.get("name"),
+                           "out": str(Path(run_dir).parent), "name": Path(run_dir).name})

@@ -1,20 +1,24 @@
 """Running a search as a plain Optuna study (no Ray): pruning, journal or RDB storage, several workers, resume."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 
 from ..errors import UserError
 from .config import SearchConfig, SearchInterrupted, TrialRecord, TrialStatus
 from .spaces import first_points
-from .study import STORAGE_ERRORS, StudyStorage, join_study, objective, open_storage, storage_reason
+from .study import STORAGE_ERRORS, StudyStorage, join_study, objective, open_storage, storage_reason, trial_state_file
 from .workers import TrialBudget, wait_for_other_workers, worker_name
 
 STATUS = {optuna.trial.TrialState.COMPLETE: TrialStatus.DONE, optuna.trial.TrialState.PRUNED: TrialStatus.PRUNED,
           optuna.trial.TrialState.FAIL: TrialStatus.FAILED}
+TRIALS = "trials"  # the run directory's folder of trial states
 
 
-def records_from(study: optuna.Study) -> list[TrialRecord]:
-    """One leaderboard record per ended trial; a pruned trial's score is its best reported one."""
+def records_from(study: optuna.Study, run_dir: Path) -> list[TrialRecord]:
+    """One leaderboard record per ended trial; a pruned trial's score is its best reported one. A trial's state is
+    read from `run_dir` when it is there (a copied or moved directory), else where its worker saved it."""
     records = []
     for t in study.trials:
         if t.state not in STATUS:
@@ -23,8 +27,13 @@ def records_from(study: optuna.Study) -> list[TrialRecord]:
         score = t.values[0] if t.values else (max(t.intermediate_values.values()) if t.intermediate_values else None)
         records.append(TrialRecord(str(t.number), sampled["strategy"], STATUS[t.state], sampled, val_score=score,
                                    params=t.user_attrs.get("params"), epochs_done=len(t.intermediate_values) or None,
-                                   error=t.user_attrs.get("error"), state_path=t.user_attrs.get("state_path")))
+                                   error=t.user_attrs.get("error"), state_path=_state_path(t, run_dir)))
     return records
+
+
+def _state_path(trial: optuna.trial.FrozenTrial, run_dir: Path) -> str | None:
+    local = trial_state_file(run_dir / TRIALS, trial.number)
+    return str(local.resolve()) if local.is_file() else trial.user_attrs.get("state_path")
 
 
 def run_optuna(config: SearchConfig, space, progress, *, storage: StudyStorage | None = None, callbacks: list):
@@ -42,7 +51,7 @@ def run_optuna(config: SearchConfig, space, progress, *, storage: StudyStorage |
 
 def _run(config: SearchConfig, space, progress, store: StudyStorage, callbacks: list):
     run_dir = config.run_dir
-    study, worker = join_study(config.name, store, config.objectives, config.seed, config.sampler,
+    study, worker = join_study(config.study_name, store, config.objectives, config.seed, config.sampler,
                                settings=config.study_settings(), first=first_points(config.space))
     progress.already_done(len([t for t in study.trials if t.state in STATUS]))
     budget = TrialBudget(store.lock, config.trials)
@@ -52,7 +61,7 @@ def _run(config: SearchConfig, space, progress, store: StudyStorage, callbacks: 
         progress.done(score, failed=trial.state == optuna.trial.TrialState.FAIL)
 
     trial_objective = objective(config.dataset, space, seed=config.seed, objectives=config.objectives,
-                                data_root=config.data_root, trial_dir=(run_dir / "trials").resolve())
+                                data_root=config.data_root, trial_dir=(run_dir / TRIALS).resolve())
 
     def run(trial: optuna.Trial):
         budget.release()  # the trial exists: other workers may start theirs
@@ -69,4 +78,4 @@ def _run(config: SearchConfig, space, progress, store: StudyStorage, callbacks: 
         wait_for_other_workers(study, progress.note)
     except KeyboardInterrupt:
         raise SearchInterrupted(run_dir) from None
-    return records_from(study), study
+    return records_from(study, config.run_dir), study

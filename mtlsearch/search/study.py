@@ -180,11 +180,16 @@ def objective(dataset: str, space: Callable, *, seed: int = 0, objectives: list[
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             raise
         if trial_dir is not None:
-            path = Path(trial_dir) / f"trial_{trial.number}"
-            path.mkdir(parents=True, exist_ok=True)
-            save_state(trainer, path / "trainer.pt")
-            trial.set_user_attr("state_path", str(path / "trainer.pt"))
+            path = trial_state_file(trial_dir, trial.number)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_state(trainer, path)
+            trial.set_user_attr("state_path", str(path))
         values = {"score": best["val"]["score"], "params": float(trainer.params())}
         return values["score"] if len(objectives) == 1 else tuple(values[o] for o in objectives)
 
     return run
+
+
+def trial_state_file(trial_dir: str | Path, number: int) -> Path:
+    """Where the objective saves trial `number`'s final trainer state under `trial_dir`."""
+    return Path(trial_dir) / f"trial_{number}" / "trainer.pt"
