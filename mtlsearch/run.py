@@ -144,7 +144,26 @@ def resume_hint(out: Path):
 def train_run(dataset: str, strategy: str, out: str | Path, *, epochs: int | None = None, seed: int = 0,
               settings: dict | None = None, overwrite: bool = False, quiet: bool = False,
               data_root: str | None = None, download: bool = False, device: str | None = None) -> dict:
-    """Train one strategy on one problem and write config.json, metrics.json, checkpoint.pt and the structure."""
+    """Train one strategy on one problem and write config.json, metrics.json, checkpoint.pt and the structure.
+
+    Args:
+        dataset: a registry name (`mtlsearch datasets`, parameters after a colon), a .npz path or `module:attribute`.
+        strategy: a strategy name (`mtlsearch strategies`).
+        out: the run directory; an existing non-empty one is kept unless `overwrite`.
+        epochs: epochs to train (default: the trainer's 20, or `settings["epochs"]`).
+        seed: every random choice of the run; the same seed gives the same result on the CPU.
+        settings: trainer settings (`lr`, `batch_size`, ...) and the strategy's own, by name.
+        overwrite, quiet, data_root, download, device: as the `train` command's options.
+
+    Returns:
+        The metrics written to metrics.json (validation and test scores, parameters, history, the strategy's report).
+
+    Example:
+        >>> from mtlsearch import train
+        >>> metrics = train("digits", "task_routing", "runs/tr", epochs=3, settings={"sigma": 0.4})
+        >>> metrics["test"]["score"] > 0.5
+        True
+    """
     settings = dict(settings or {})
     if epochs is not None:
         settings["epochs"] = epochs
@@ -196,7 +215,18 @@ def resume_run(run_dir: str | Path, *, epochs: int | None = None, settings: dict
                data_root: str | None = None, download: bool = False, quiet: bool = False,
                device: str | None = None) -> dict:
     """Continue a run of `train` from its checkpoint to `epochs` (default: its configured count) and rewrite its
-    outputs; the result equals training that many epochs straight. Names and settings given must match the run's."""
+    outputs; the result equals training that many epochs straight. Names and settings given must match the run's.
+
+    Args:
+        run_dir: a directory written by `train` (config.json and checkpoint.pt).
+        epochs: the total epochs to reach (default: the run's configured count).
+        settings, strategy, dataset, seed: optional; each must agree with the run's own.
+        data_root, download, quiet, device: as the `train` command's options.
+
+    Example:
+        >>> from mtlsearch.run import resume_run
+        >>> metrics = resume_run("runs/tr", epochs=6)  # a run of 3 epochs, trained on to 6
+    """
     run_dir = Path(run_dir)
     config = _run_config(run_dir)
     settings = dict(settings or {})

@@ -51,7 +51,17 @@ def export_program(model: BlockNetwork, input_shape) -> torch.export.ExportedPro
 
 
 def save_frozen(model: BlockNetwork, directory, example_input_shape=None) -> Path:
-    """Write structure.json, weights.safetensors, model.pt2 and tasks.json; input shape: the structure's."""
+    """Write structure.json, weights.safetensors, model.pt2 and tasks.json; input shape: the structure's.
+
+    Args:
+        model: a frozen model, from `freeze` or `load_frozen`.
+        directory: where to write (created if missing).
+        example_input_shape: one example's shape for torch.export (default: the structure's input shape).
+
+    Example:
+        >>> from mtlsearch import load_frozen, save_frozen
+        >>> save_frozen(load_frozen("runs/tr", tasks=["is_3"]), "runs/tr_is_3")
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     structure = model.structure
@@ -105,6 +115,16 @@ def load_weights_file(path) -> dict[str, torch.Tensor]:
 
 
 def load_frozen(directory, tasks: list[str] | None = None) -> BlockNetwork:
-    """The BlockNetwork of a run or frozen-model directory with its weights; only what `tasks` need."""
+    """The BlockNetwork of a run or frozen-model directory with its weights; only what `tasks` need.
+
+    Args:
+        directory: a run directory (`train`, `retrain`, a search's `best/<strategy>`) or its `frozen/`.
+        tasks: task names to keep (default: all); blocks no kept task uses are left out.
+
+    Example:
+        >>> from mtlsearch import load_frozen
+        >>> model = load_frozen("runs/tr").eval()
+        >>> outputs = model(x)  # {task name: output}
+    """
     files = structure_files(directory)
     return freeze(SharingStructure.load_json(files.structure), load_weights_file(files.weights), tasks=tasks)
