@@ -6,7 +6,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserCodeError, UserError
+from .errors import TrainingDiverged, UserCodeError, UserError
 from .reproduce import cli as reproduce_commands
 from .search import cli as search_commands
 
@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(err, UserCodeError):
             hint = " (--debug shows its traceback)"
         print(f"mtlsearch {args.command}: error: {err.worded(flag)}{hint}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:  # the user's settings: say which one to change, no traceback
+        print(f"mtlsearch {args.command}: error: {err}; a smaller lr usually trains", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # a search says how to resume it
         print(f"mtlsearch {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)

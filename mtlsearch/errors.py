@@ -41,6 +41,10 @@ def user_code(what: str) -> Iterator[None]:
         raise UserCodeError(f"{what} raised {type(err).__name__}" + (f": {detail[0]}" if detail else "")) from err
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: usually a learning rate too high for the problem."""
+
+
 class ConfigError(UserError):
     """A strategy or trainer configuration value is out of range or unknown."""
 

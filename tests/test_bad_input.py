@@ -202,3 +202,11 @@ def test_one_structure_rule_for_show_export_and_retrain(run_dir, tmp_path, capsy
     assert exported["graph"]["metrics"]["test_score"] == 0.125
     os.remove(run / "structure.json")  # without its own, a run directory's frozen/ copy is the structure
     assert main(["show", str(run)]) == 0
+
+
+def test_training_that_diverges_ends_in_one_line_naming_the_setting(capsys, tmp_path):
+    """The loss turning NaN is the settings' doing (here the learning rate): exit 2, one line, no traceback."""
+    capsys.readouterr()
+    assert main(train(tmp_path, "--set", "lr=1e30")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loss became nan" in err and "lr" in err and "Traceback" not in err, err

@@ -15,16 +15,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import UserError
+from ..errors import TrainingDiverged, UserError
 from ..problems import Problem
 from ..problems.data import batches
 from ..strategies.base import EpochContext, Strategy
 from ..strategies.setting import check_settings, dataclass_settings, setting_field
 from .evaluate import evaluate
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -143,7 +139,7 @@ class Trainer:
         if extra is not None:
             loss = loss + extra
         if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {float(loss)} at epoch {self.epoch + 1}, step {self.step}")
+            raise TrainingDiverged(f"loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if not self.strategy.before_step(self.model):
