@@ -28,7 +28,7 @@ def test_train_writes_config_metrics_and_checkpoint(run_dir):
     assert isinstance(metrics["params"], int) and metrics["params"] > 0
     assert metrics["test"]["score"] >= 0.95
     assert set(metrics["test"]["tasks"]) == {f"is_{d}" for d in range(10)}
-    assert set(metrics["test"]["tasks"]["is_3"]) == {"accuracy", "precision", "recall", "f1"}
+    assert set(metrics["test"]["tasks"]["is_3"]) == {"accuracy", "balanced_accuracy", "precision", "recall", "f1"}
     assert len(metrics["history"]) == 3 and "score" in metrics["val"]
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]

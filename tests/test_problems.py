@@ -58,7 +58,8 @@ def test_synthetic_records_planted_groups_and_groups_share_nothing():
 def test_task_metrics_and_score():
     binary, multi, reg = Task("b", "binary"), Task("m", "multiclass", 3), Task("r", "regression")
     mb = binary.metrics(np.array([1, 0, 1, 1]), np.array([1, 0, 0, 1]))
-    assert mb == pytest.approx({"accuracy": 0.75, "precision": 2 / 3, "recall": 1.0, "f1": 0.8})
+    assert mb == pytest.approx({"accuracy": 0.75, "balanced_accuracy": 0.75, "precision": 2 / 3, "recall": 1.0,
+                                "f1": 0.8})
     assert multi.metrics(np.array([0, 2, 1]), np.array([0, 2, 2])) == pytest.approx({"accuracy": 2 / 3})
     mr = reg.metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
     assert mr["mae"] == pytest.approx(1 / 3) and mr["r2"] == pytest.approx(1 - 1 / (14 / 3))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import UserCodeError, UserError, choice_error, user_code
 from . import builtin
-from .tasks import PRIMARY_METRIC, TASK_TYPES, Problem, Task, score
+from .tasks import PRIMARY_METRIC, PRIMARY_METRICS, TASK_TYPES, Problem, Task, score
 from .torchvision_sets import TORCHVISION_DATASETS
 from .user import load_npz, problem_from_dataset
 
@@ -80,5 +80,5 @@ def load_problem(spec: str, data_root: str | None = None, download: bool = False
     raise choice_error("dataset", spec, dataset_names() + ["FILE.npz", "module:attribute"])
 
 
-__all__ = ["PRIMARY_METRIC", "TASK_TYPES", "Problem", "Task", "score", "load_problem", "load_npz",
+__all__ = ["PRIMARY_METRIC", "PRIMARY_METRICS", "TASK_TYPES", "Problem", "Task", "score", "load_problem", "load_npz",
            "problem_from_dataset", "dataset_names", "BUILTIN_DATASETS", "TORCHVISION_DATASETS"]

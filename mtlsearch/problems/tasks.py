@@ -1,7 +1,7 @@
 """Tasks and multi-task problems: what is predicted, how it is scored, and the data splits."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -11,22 +11,31 @@ from sklearn import metrics as skm
 from ..errors import UserError
 
 TASK_TYPES = ("binary", "multiclass", "regression")
-PRIMARY_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
+# the metrics that may be a task's primary one, the default first: balanced accuracy scores an always-"no" answer
+# 0.5 whatever the share of positives, where accuracy scores it 0.9 on a one-vs-all task of ten classes
+PRIMARY_METRICS = {"binary": ("balanced_accuracy", "f1", "accuracy"), "multiclass": ("accuracy",),
+                   "regression": ("r2",)}
+PRIMARY_METRIC = {kind: metrics[0] for kind, metrics in PRIMARY_METRICS.items()}
 
 
 @dataclass(frozen=True)
 class Task:
-    """One prediction target: its name, type, class count and the number of output units it needs."""
+    """One prediction target: its name, type, class count, the number of output units it needs and the metric
+    that scores it (`metric`, None: its type's default in PRIMARY_METRIC)."""
 
     name: str
     type: str
     num_classes: int = 2
+    metric: str | None = None
 
     def __post_init__(self):
         if self.type not in TASK_TYPES:
             raise UserError(f"task {self.name!r} has unknown type {self.type!r}; valid: {', '.join(TASK_TYPES)}")
         if self.type == "multiclass" and self.num_classes < 2:
             raise UserError(f"multiclass task {self.name!r} needs at least 2 classes, got {self.num_classes}")
+        if self.metric is not None and self.metric not in PRIMARY_METRICS[self.type]:
+            raise UserError(f"{self.type} task {self.name!r} cannot be scored by {self.metric!r}; valid: "
+                            f"{', '.join(PRIMARY_METRICS[self.type])}")
 
     @property
     def out_features(self) -> int:
@@ -34,7 +43,7 @@ class Task:
 
     @property
     def primary_metric(self) -> str:
-        return PRIMARY_METRIC[self.type]
+        return self.metric or PRIMARY_METRIC[self.type]
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-task loss: BCE-with-logits, cross-entropy or MSE; `target` is one column of y."""
@@ -53,11 +62,12 @@ class Task:
         return output.reshape(-1)
 
     def metrics(self, prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
-        """Binary: accuracy, precision, recall, F1; multiclass: accuracy; regression: MAE and R²."""
+        """Binary: accuracy, balanced accuracy, precision, recall, F1; multiclass: accuracy; regression: MAE, R²."""
         if self.type == "binary":
             target = target.astype(int)
             return {
                 "accuracy": float(skm.accuracy_score(target, prediction)),
+                "balanced_accuracy": balanced_accuracy(prediction, target),
                 "precision": float(skm.precision_score(target, prediction, zero_division=0)),
                 "recall": float(skm.recall_score(target, prediction, zero_division=0)),
                 "f1": float(skm.f1_score(target, prediction, zero_division=0)),
@@ -67,7 +77,13 @@ class Task:
         return {"mae": float(skm.mean_absolute_error(target, prediction)), "r2": float(skm.r2_score(target, prediction))}
 
     def to_dict(self) -> dict:
+        """What the task predicts (structures store it); how it is scored is the run's choice, so not here."""
         return {"name": self.name, "type": self.type, "num_classes": self.num_classes}
+
+
+def balanced_accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
+    """The mean over the classes present in `target` of the share of that class predicted right (its recall)."""
+    return float(np.mean([np.mean(prediction[target == c] == c) for c in np.unique(target)]))
 
 
 def score(task_metrics: dict[str, dict[str, float]], tasks: list[Task]) -> float:
@@ -101,3 +117,10 @@ class Problem:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def scored_by(self, metric: str | None) -> Problem:
+        """This problem with `metric` as the primary metric of its binary tasks (None: as the problem chose)."""
+        if metric is None:
+            return self
+        tasks = [replace(t, metric=metric) if t.type == "binary" else t for t in self.tasks]
+        return replace(self, tasks=tasks)

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import TrainingDiverged, UserError
-from ..problems import Problem
+from ..problems import PRIMARY_METRICS, Problem
 from ..problems.data import batches
 from ..strategies.base import EpochContext, Strategy
 from ..strategies.setting import check_settings, dataclass_settings, setting_field
@@ -32,6 +32,8 @@ class TrainConfig:
     batch_size: int = setting_field(int, 64, "examples per optimiser step", low=1)
     weight_decay: float = setting_field(float, 0.0, "Adam's weight decay", low=0.0)
     backbone: str | None = setting_field(str, None, "the network the strategy builds on (none: the problem's default)")
+    metric: str | None = setting_field(str, None, "the primary metric of binary tasks (none: the problem's choice, "
+                                       "balanced accuracy unless it says otherwise)", choices=PRIMARY_METRICS["binary"])
 
     def validate(self) -> None:
         check_settings(dataclass_settings(type(self)), asdict(self))
@@ -86,7 +88,7 @@ class Trainer:
                  out_dir: str | Path | None = None, quiet: bool = False, device: str | None = None,
                  on_epoch: Callable[["Trainer", dict], None] | None = None):
         config.validate()
-        self.problem, self.strategy, self.config, self.seed = problem, strategy, config, seed
+        self.problem, self.strategy, self.config, self.seed = problem.scored_by(config.metric), strategy, config, seed
         self.out_dir = Path(out_dir) if out_dir else None
         self.quiet = quiet or not sys.stderr.isatty()
         self.device = device_for(device)
