@@ -39,11 +39,14 @@ def _train(args) -> None:
 
 def _datasets(args) -> None:
     from .problems import BUILTIN_DATASETS, TORCHVISION_DATASETS
+    from .problems.parameters import describe
 
     for name, (loader, description) in BUILTIN_DATASETS.items():
         problem = loader()
         sizes = "/".join(str(v) for v in problem.sizes().values())
         print(f"{name:<14} {len(problem.tasks):>3} tasks  train/val/test {sizes:<16} {description}")
+        if describe(loader):
+            print(f"{'':<14} parameters (defaults): {name}:{describe(loader)}")
     for name, (_, description) in TORCHVISION_DATASETS.items():
         print(f"{name:<14} {description}")
     print("FILE.npz       your arrays x [N, ...] and y [N, T] (optional task_names, task_types, x_val/y_val/x_test/y_test)")

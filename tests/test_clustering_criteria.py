@@ -146,12 +146,12 @@ def branch_state(model, group, backbone):
 def test_carry_weights_keeps_trunk_and_heads_and_merges_branches(small_networks, rule):
     problem, strategy, backbone, old, old_groups, new_groups, sources = small_networks
     new = BlockNetwork(strategy.make_structure(backbone, new_groups))
-    losses = {"g0_t0": 0.9, "g1_t1": 0.1, "g0_t2": 0.3, "g1_t3": 0.5}
+    losses = {"task_0": 0.9, "task_1": 0.1, "task_2": 0.3, "task_3": 0.5}
     kept = carry_weights(old, new, old_groups, new_groups, sources, backbone, rule, losses)
-    assert new_groups == [["g0_t0", "g0_t2"], ["g1_t1"], ["g1_t3"]]
-    assert kept == {"g0_t0": "g0_t2" if rule == "lowest_loss" else rule}
-    merged, a, b = branch_state(new, new_groups[0], backbone), branch_state(old, ["g0_t0"], backbone), \
-        branch_state(old, ["g0_t2"], backbone)
+    assert new_groups == [["task_0", "task_2"], ["task_1"], ["task_3"]]
+    assert kept == {"task_0": "task_2" if rule == "lowest_loss" else rule}
+    merged, a, b = branch_state(new, new_groups[0], backbone), branch_state(old, ["task_0"], backbone), \
+        branch_state(old, ["task_2"], backbone)
     for name, value in merged.items():
         expected = {"lowest_loss": b[name], "mean": (a[name] + b[name]) / 2, "max": torch.maximum(a[name], b[name]),
                     "min": torch.minimum(a[name], b[name])}[rule]
@@ -162,5 +162,5 @@ def test_carry_weights_keeps_trunk_and_heads_and_merges_branches(small_networks,
     for name, value in new.state_dict().items():
         if "_branch" not in name:  # trunk and heads as they were
             assert torch.equal(value, old_state[name]), name
-    removed = sum(p.numel() for p in old.blocks[module_key(branch_nodes(["g0_t2"], backbone)[0])].parameters())
+    removed = sum(p.numel() for p in old.blocks[module_key(branch_nodes(["task_2"], backbone)[0])].parameters())
     assert sum(p.numel() for p in old.parameters()) - sum(p.numel() for p in new.parameters()) == removed

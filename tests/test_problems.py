@@ -45,14 +45,14 @@ def test_multidigits_splits_share_no_digit_image():
 
 
 def test_synthetic_records_planted_groups_and_groups_share_nothing():
-    p = load_problem("synthetic")
-    assert p.true_groups == [0, 1, 2, 3, 0, 1, 2, 3]
-    assert all(t.type == "regression" for t in p.tasks)
+    p = load_problem("synthetic:own=0")  # no task-own part: what a task shares is its group's function alone
+    assert sorted(p.true_groups) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert {t.type for t in p.tasks} == {"binary", "regression"}
     y = p.train.tensors[1].numpy()
     corr = np.corrcoef(y.T)
     same = [corr[i, j] for i in range(8) for j in range(8) if i != j and p.true_groups[i] == p.true_groups[j]]
     other = [corr[i, j] for i in range(8) for j in range(8) if p.true_groups[i] != p.true_groups[j]]
-    assert min(same) > 0.8 and max(np.abs(other)) < 0.15
+    assert min(same) > 0.6 and max(np.abs(other)) < 0.15  # 0/1 labels of a shared latent correlate below 1
 
 
 def test_task_metrics_and_score():

@@ -84,11 +84,11 @@ def test_unmerged_model_is_hard_sharing_with_identical_branches_and_heads():
     assert sorted(ours.nodes) == sorted(theirs.nodes) and sorted(ours.edges) == sorted(theirs.edges)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in hard.parameters())
     state = model.state_dict()
-    first = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith("blocks.g0_t0_branch")}
+    first = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith("blocks.task_0_branch")}
     for task in problem.task_names[1:]:
         same = {k.split(".", 2)[2]: v for k, v in state.items() if k.startswith(f"blocks.{task}_branch")}
         assert same.keys() == first.keys() and all(torch.equal(same[k], first[k]) for k in first)
-        assert torch.equal(state[f"blocks.head_{task}.weight"], state["blocks.head_g0_t0.weight"])
+        assert torch.equal(state[f"blocks.head_{task}.weight"], state["blocks.head_task_0.weight"])
 
 
 def test_architecture_state_rebuilds_the_merged_model():
@@ -102,7 +102,7 @@ def test_architecture_state_rebuilds_the_merged_model():
     trainer.model.eval(), rebuilt.eval()
     assert all(torch.equal(trainer.model(x)[t], rebuilt(x)[t]) for t in problem.task_names)
     with pytest.raises(UserError, match="cover each task once"):
-        strategy.build(trainer.backbone, {"groups": [["g0_t0"]]})
+        strategy.build(trainer.backbone, {"groups": [["task_0"]]})
 
 
 def test_best_checkpoint_of_a_merge_epoch_is_scored_on_the_merged_model():

