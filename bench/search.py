@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import seconds  # noqa: E402
-from mtlsearch.search import SearchConfig, search  # noqa: E402
-from mtlsearch.search.trial import make_trainer  # noqa: E402
+from bench.common import seconds
+from mtlsearch.search import SearchConfig, search
+from mtlsearch.search.trial import make_trainer
 
 FIXED = {"strategy": "hard_sharing", "lr": 3e-3, "batch_size": 64}
 
@@ -50,7 +50,8 @@ def main() -> None:
         parallel = timed_search(out, "parallel", args.trials, args.epochs, concurrency=2)
     plain = plain_training(args.epochs)
     per_trial = sequential / args.trials
-    print(f"trials/min  one at a time {60 * args.trials / sequential:.2f}, two at a time {60 * args.trials / parallel:.2f}"
+    print(f"trials/min  one at a time {60 * args.trials / sequential:.2f}, "
+          f"two at a time {60 * args.trials / parallel:.2f}"
           f"  ratio {sequential / parallel:.2f}  (target >= 1.6)")
     print(f"per trial   under Ray {per_trial:.2f}s, plain training {plain:.2f}s  overhead {per_trial - plain:.2f}s"
           f"  (target <= 2 s; includes result export once per search spread over the trials)")

@@ -70,7 +70,8 @@ def problem_for(problem: Problem, structure: SharingStructure) -> Problem:
             raise UserError(f"the structure's task {spec['name']!r} is not a task of dataset {problem.name!r}; "
                             f"its tasks: {', '.join(ours)}")
         if task.to_dict() != spec:
-            raise UserError(f"task {spec['name']!r} is {spec} in the structure but {task.to_dict()} in dataset {problem.name!r}")
+            raise UserError(f"task {spec['name']!r} is {spec} in the structure "
+                            f"but {task.to_dict()} in dataset {problem.name!r}")
     return select_tasks(problem, structure.task_names)
 
 

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mtlsearch"
 

@@ -15,7 +15,8 @@ def digits():
 
 
 def fit(problem, name, epochs=4, seed=0, **config):
-    trainer = Trainer(problem, get_strategy(name)(problem, config, seed), TrainConfig(epochs=epochs), seed=seed, quiet=True)
+    trainer = Trainer(problem, get_strategy(name)(problem, config, seed), TrainConfig(epochs=epochs),
+                      seed=seed, quiet=True)
     trainer.fit()
     return trainer
 
@@ -30,7 +31,8 @@ def test_baseline_learns_digits(digits, name):
 
 
 def test_baseline_parameter_counts_reflect_sharing(digits):
-    counts = {n: sum(p.numel() for p in get_strategy(n)(digits, {}, 0).build(get_backbone(None, (1, 8, 8))).parameters())
+    counts = {n: sum(p.numel() for p in
+                     get_strategy(n)(digits, {}, 0).build(get_backbone(None, (1, 8, 8))).parameters())
               for n in ("single_task", "hard_sharing", "cross_stitch")}
     assert counts["hard_sharing"] < counts["single_task"] < counts["cross_stitch"]
     # cross-stitch adds one alpha per (column, column) pair after each of the 3 trunk layers

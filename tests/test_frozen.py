@@ -130,7 +130,8 @@ def test_weights_that_do_not_fit_are_refused(trained, tmp_path):
     state = {k: v.contiguous() for k, v in weights.items()}
     bad = dict(state, **{"blocks.trunk2.weight": state["blocks.trunk2.weight"][:, :5].contiguous()})
     save_file(bad, tmp_path / "weights.safetensors")
-    with pytest.raises(UserError, match=r"blocks.trunk2.weight has shape \[40, 5, 5, 5\], the structure needs \[40, 20, 5, 5\]"):
+    with pytest.raises(UserError, match=r"blocks.trunk2.weight has shape \[40, 5, 5, 5\], "
+                                        r"the structure needs \[40, 20, 5, 5\]"):
         load_frozen(tmp_path)
     del bad["blocks.trunk2.weight"]
     save_file(bad, tmp_path / "weights.safetensors")

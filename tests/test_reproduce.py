@@ -11,7 +11,7 @@ import pytest
 
 from mtlsearch.cli import main
 from mtlsearch.errors import UserError
-from mtlsearch.reproduce import Plan, reproduce
+from mtlsearch.reproduce import reproduce
 from mtlsearch.reproduce import findings as F
 from mtlsearch.reproduce.cli import add_commands
 from mtlsearch.reproduce.experiments import Stat

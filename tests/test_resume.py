@@ -21,7 +21,8 @@ CASES = {  # name -> (strategy, settings); Selective Sharing merges in epoch 1 o
 }
 
 # One process trains straight to EPOCHS and, from the same seed, again until the checkpoint after epoch STOP, where
-# it stops as if killed; a second process loads that checkpoint and finishes. Each writes what the comparison needs: weights, history, test metrics, report.
+# it stops as if killed; a second process loads that checkpoint and finishes. Each writes what the comparison needs:
+# weights, history, test metrics, report.
 SCRIPT = r"""
 import json, sys, torch
 from mtlsearch.problems import load_problem
@@ -29,7 +30,8 @@ from mtlsearch.strategies import get_strategy
 from mtlsearch.training import TrainConfig, Trainer, evaluate
 
 torch.set_num_threads(1)
-mode, strategy_name, settings, epochs, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+mode, strategy_name, out = sys.argv[1], sys.argv[2], sys.argv[5]
+settings, epochs = json.loads(sys.argv[3]), int(sys.argv[4])
 problem = load_problem("digits")
 
 
@@ -44,8 +46,9 @@ def plain(value):
 
 def finish(tr, path):
     tr.fit()
-    torch.save({"weights": tr.model.state_dict(), "history": plain([{k: v for k, v in r.items() if k != "seconds"}
-                                                                         for r in tr.history]), "test": plain(evaluate(tr.model, problem, "test")),
+    torch.save({"weights": tr.model.state_dict(),
+                "history": plain([{k: v for k, v in r.items() if k != "seconds"} for r in tr.history]),
+                "test": plain(evaluate(tr.model, problem, "test")),
                 "report": plain(tr.strategy.report()),
                 "architecture": tr.strategy.architecture_state()}, path)
 

@@ -27,7 +27,8 @@ def leaderboard(run_dir):
 
 @pytest.mark.parametrize("space", list(EXPECTED))
 def test_ray_search_over_each_space(ray_session, tmp_path, space):
-    cfg = config(tmp_path, space, space=space, fixed={**TINY, **({"start_epoch": 1} if space == "selective_sharing" else {})})
+    cfg = config(tmp_path, space, space=space,
+                 fixed={**TINY, **({"start_epoch": 1} if space == "selective_sharing" else {})})
     summary = search(cfg, quiet=True)
     run_dir = cfg.run_dir
     assert summary["done"] == 4 and summary["failed"] == 0

@@ -1,4 +1,5 @@
-"""Resuming a search: only this user's signed state is unpickled, a copy resumes in place, and bad files end in one line."""
+"""Resuming a search: only this user's signed state is unpickled, a copy resumes in place, and bad files end in
+one line."""
 import hashlib
 import json
 import os
@@ -68,7 +69,8 @@ def test_signed_state_verifies_in_place_and_in_a_copy(tmp_path):
     assert not key.is_relative_to(run)
     manifest = json.loads((run / trust.MANIFEST).read_text())
     assert set(manifest["files"]) == {"search.json", "ray/tuner.pkl", "ray/experiment_state-1.json",
-                                      "ray/searcher-state-1.pkl", "ray/search_gen_state-1.json", "ray/trial_1/params.pkl"}
+                                      "ray/searcher-state-1.pkl", "ray/search_gen_state-1.json",
+                                      "ray/trial_1/params.pkl"}
     trust.verify(run)
     trust.verify(copy_of(run, tmp_path))
     before = key.read_bytes()
@@ -213,3 +215,16 @@ def test_diverging_trials_print_one_line_each(tmp_path):
     assert len(summary) == 1 and summary[0].startswith("2 trials (0 done, 0 stopped early, 2 failed)")
     rows = (tmp_path / "nan" / "leaderboard.csv").read_text().splitlines()[1:]
     assert len(rows) == 2 and all("TrainingDiverged" in row for row in rows)
+
+
+def test_a_copied_optuna_search_resumes_its_own_study_in_the_copy(tmp_path):
+    """The study keeps its name and the trial states are read from the copy, even with the original gone."""
+    cfg = config(tmp_path / "runs", "a", space="baselines", backend="optuna", trials=2)
+    first = search(cfg, quiet=True)
+    copy = tmp_path / "elsewhere" / "b"
+    shutil.copytree(cfg.run_dir, copy)
+    shutil.rmtree(cfg.run_dir)
+    summary = search(load_config(copy), quiet=True, resume=True)
+    assert (summary["trials"], summary["done"]) == (first["trials"], first["done"]) == (2, 2)
+    assert optuna.get_all_study_names(storage_for(copy, None)) == ["a"]  # no second, empty study "b"
+    assert summary["best"] and all(Path(best["dir"]).parent.parent == copy for best in summary["best"].values())

@@ -198,13 +198,13 @@ def test_argmax_frozen_model_equals_argmax_sfg(multidigits, combine):
     structure = check_frozen_equals_argmax(strategy, model, multidigits)
     p = [layer.probabilities().detach() for layer in model.layers]
     sizes = [np.bincount(argmax_allocation(probs).numpy(), minlength=7) for probs in p]
-    for l, probs in enumerate(p, start=1):  # one block per group that has kernels and a reader
-        shared = structure.graph.nodes[f"l{l}_shared"]
-        assert shared["width"] == sizes[l - 1][0] and shared["group_sizes"]["shared"] == sizes[l - 1][0]
+    for layer_no, probs in enumerate(p, start=1):  # one block per group that has kernels and a reader
+        shared = structure.graph.nodes[f"l{layer_no}_shared"]
+        assert shared["width"] == sizes[layer_no - 1][0] and shared["group_sizes"]["shared"] == sizes[layer_no - 1][0]
         assert shared["mean_p"]["shared"] == pytest.approx(float(probs[:, 0].mean()), abs=1e-4)
         for t, task in enumerate(multidigits.task_names, start=1):
-            read = l == len(p) or sizes[l][t] > 0
-            assert (f"l{l}_task_{task}" in structure.graph) == (sizes[l - 1][t] > 0 and read)
+            read = layer_no == len(p) or sizes[layer_no][t] > 0
+            assert (f"l{layer_no}_task_{task}" in structure.graph) == (sizes[layer_no - 1][t] > 0 and read)
 
 
 def test_empty_groups_are_skipped_and_the_shared_group_is_kept(multidigits, tmp_path):
@@ -241,7 +241,8 @@ def test_linear_trunk_of_the_mlp_exports_exactly():
 
 @pytest.mark.parametrize("setting, match", [
     ({"tau0": 0.0}, "tau0"), ({"tau0": -1.0}, "tau0"), ({"tau_min": 0.0}, "tau_min"),
-    ({"tau0": 0.1, "tau_min": 0.5, "anneal_rate": 1e-3}, "tau_min"), ({"lambda1": -1e-4}, "lambda1"), ({"lambda2": -1.0}, "lambda2"),
+    ({"tau0": 0.1, "tau_min": 0.5, "anneal_rate": 1e-3}, "tau_min"), ({"lambda1": -1e-4}, "lambda1"),
+    ({"lambda2": -1.0}, "lambda2"),
     ({"anneal_rate": -1.0}, "anneal_rate"), ({"p_init": "normal"}, "p_init"), ({"combine": "concat"}, "combine"),
     ({"p_normalise": "sigmoid"}, "p_normalise"), ({"inference": "mean"}, "inference"),
     ({"mc_samples": 0}, "mc_samples"), ({"straight_through": "yes"}, "straight_through"),

@@ -42,7 +42,8 @@ def test_train_writes_structure_pictures_and_frozen_model(run_dir):
     assert sorted(p.name for p in (run_dir / "frozen").iterdir()) == FROZEN_FILES
     graph = json.loads((run_dir / "structure.json").read_text())["graph"]
     metrics = metrics_of(run_dir)
-    assert graph["metrics"]["test_score"] == metrics["test"]["score"] and graph["metrics"]["params"] == metrics["params"]
+    assert (graph["metrics"]["test_score"] == metrics["test"]["score"]
+            and graph["metrics"]["params"] == metrics["params"])
 
 
 def test_show_prints_the_summary(run_dir, capsys):

@@ -28,7 +28,8 @@ def train(*args) -> None:
 def assert_same_run(a, b) -> None:
     """Same config, per-epoch lines, metrics, structure, best weights and training state."""
     for name in ("config.json", "metrics.json", "structure.json"):
-        assert without_seconds(json.loads((a / name).read_text())) == without_seconds(json.loads((b / name).read_text()))
+        assert (without_seconds(json.loads((a / name).read_text()))
+                == without_seconds(json.loads((b / name).read_text())))
     epochs = [[without_seconds(json.loads(line)) for line in (d / "metrics.jsonl").read_text().splitlines()]
               for d in (a, b)]
     assert epochs[0] == epochs[1]

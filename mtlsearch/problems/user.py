@@ -36,7 +36,8 @@ def check_labels(task: Task, column: np.ndarray, where: str) -> None:
         raise UserError(f"{where}: binary task {task.name!r} has labels {bad.tolist()}; binary labels must be 0 or 1")
     if task.type == "multiclass":
         if not (np.all(column == np.round(column)) and column.min() >= 0 and column.max() < task.num_classes):
-            raise UserError(f"{where}: multiclass task {task.name!r} needs integer labels in [0, {task.num_classes - 1}]")
+            raise UserError(f"{where}: multiclass task {task.name!r} needs integer labels "
+                            f"in [0, {task.num_classes - 1}]")
 
 
 def _tasks_from_arrays(data, y: np.ndarray, where: str) -> list[Task]:

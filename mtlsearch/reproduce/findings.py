@@ -173,7 +173,8 @@ def _vs(outcome: str) -> str:
 
 def ss_criterion_holds(row: dict, hard: dict) -> tuple[bool, bool]:
     """(fewer parameters than hard sharing, score equal or better)."""
-    return row["params"].n > 0 and row["params"].mean < hard["params"].mean, equal_or_better(row["score"], hard["score"])
+    return (row["params"].n > 0 and row["params"].mean < hard["params"].mean,
+            equal_or_better(row["score"], hard["score"]))
 
 
 def selective_sharing_finding(rows: list[dict]) -> Finding:
@@ -210,7 +211,8 @@ def comparison_verdict(row: dict, rows: list[dict]) -> str:
     same = {r["strategy"]: r for r in rows if r["dataset"] == row["dataset"]}
     hard = same.get("hard_sharing")
     if row["strategy"] == "task_routing" and hard:
-        return {"clear": "yes", "within spread": "higher, within spread", "no": "no"}[beats(row["score"], hard["score"])]
+        return {"clear": "yes", "within spread": "higher, within spread",
+                "no": "no"}[beats(row["score"], hard["score"])]
     if row["strategy"] == "sfg":
         outcomes = [beats(row["score"], same[b]["score"]) for b in ("single_task", "hard_sharing", "cross_stitch")
                     if b in same]

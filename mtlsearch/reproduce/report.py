@@ -44,8 +44,9 @@ def section_sigma(rows, plan, figure) -> tuple[str, F.Finding]:
     finding = F.sigma_finding(rows)
     tasks = {r["dataset"]: r["tasks"] for r in rows if r["tasks"]}
     epochs = "; ".join(f"{plan.epochs_for(ds, 'task_routing')} on {ds} against {plan.epochs_for(ds, 'hard_sharing')} "
-                       f"for hard sharing" + (f" ({ds} has {tasks[ds]} tasks, so one task per batch gives each task "
-                                              f"1/{tasks[ds]} of the updates of an all-task epoch)" if ds in tasks else "")
+                       f"for hard sharing"
+                       + (f" ({ds} has {tasks[ds]} tasks, so one task per batch gives each task "
+                          f"1/{tasks[ds]} of the updates of an all-task epoch)" if ds in tasks else "")
                        for ds in plan.datasets)
     parts = ["## 1. Task Routing: the sharing ratio sigma",
              "Task Routing (partition masks: round(sigma*C) channels shared, the rest dealt out to the tasks; one task "
@@ -96,7 +97,8 @@ def section_scaling(rows, plan, figure) -> tuple[str, F.Finding]:
         name = method.replace("_", " ")
         header += [f"paper: {name}", f"{name}: step (ms)", "parameters", "params + Adam (MB)", "peak RSS growth (MB)"]
     text = ("A training step as the trainer takes it (Task Routing: one task drawn per batch, its loss only, as in "
-            f"Algorithm 1, sigma = {TR_SIGMA_FOR_COMPARISON}; cross-stitch: every task's loss), batch {plan.cost_batch}, random 1x8x8 inputs "
+            f"Algorithm 1, sigma = {TR_SIGMA_FOR_COMPARISON}; cross-stitch: every task's loss), "
+            f"batch {plan.cost_batch}, random 1x8x8 inputs "
             f"with random binary labels (only cost is measured), default CNN backbone, one thread. Median of "
             f"{plan.cost_steps} timed steps after {plan.cost_warmup} warm-up steps. Memory: parameter bytes plus Adam "
             "state once every task has been trained, and the growth of the process's peak resident memory over "

@@ -32,7 +32,8 @@ def load_space(spec: str) -> Space:
         return importlib.import_module(f"search_spaces.{spec}").space
     path = Path(spec)
     if path.suffix != ".py":
-        raise UserError(f"unknown space {spec!r}; valid: {', '.join(search_spaces.NAMES)} or a FILE.py defining space(trial)")
+        raise UserError(f"unknown space {spec!r}; valid: {', '.join(search_spaces.NAMES)} "
+                        f"or a FILE.py defining space(trial)")
     if not path.is_file():
         raise UserError(f"space file {spec} does not exist")
     module_spec = importlib.util.spec_from_file_location(f"user_space_{path.stem}", path)

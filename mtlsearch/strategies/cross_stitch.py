@@ -32,7 +32,8 @@ class CrossStitch(StructuredStrategy):
                 column = s.graph.nodes[columns[t]]
                 sources[t] = s.add_block(f"{t}_stitch{layer}", layer=2 * layer, kind="stitch", tasks=everyone,
                                          width=column["width"], shape=column["shape"], column=t,
-                                         op={"type": "stitch", "self": columns[t], "self_weight": self.config["self_weight"]})
+                                         op={"type": "stitch", "self": columns[t],
+                                             "self_weight": self.config["self_weight"]})
                 for j in everyone:
                     s.connect(columns[j], sources[t])
         top = 2 * len(backbone.trunk)

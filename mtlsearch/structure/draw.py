@@ -138,7 +138,8 @@ def draw_structure(structure: SharingStructure, path) -> Path:
     for x, layer in enumerate(layers):
         blocks = [d for _, d in g.nodes(data=True) if d["layer"] == layer]
         kinds = "/".join(sorted({d["kind"] for d in blocks}))
-        size = "x".join(map(str, blocks[0]["shape"])) if kinds == "input" else f"{sum(d['width'] for d in blocks)} units"
+        size = ("x".join(map(str, blocks[0]["shape"])) if kinds == "input"
+                else f"{sum(d['width'] for d in blocks)} units")
         ax.text(x, 1.02, f"layer {layer}\n{kinds}\n{size}", ha="center", va="bottom", fontsize=7)
     ax.set_xlim(-0.6, len(layers) - 0.4)
     ax.set_ylim(-0.02, 1.14)
@@ -151,7 +152,8 @@ def draw_structure(structure: SharingStructure, path) -> Path:
     columns = -(-len(handles) // LEGEND_ROWS)
     ax.legend(handles=handles, title="used by", loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7,
               title_fontsize=8, ncol=columns, frameon=False)
-    ax.set_title(f"{structure.strategy}: blocks by layer (height ~ units within the layer), coloured by the tasks using them",
+    ax.set_title(f"{structure.strategy}: blocks by layer (height ~ units within the layer), "
+                 f"coloured by the tasks using them",
                  fontsize=9, loc="left")
     return _save(fig, path)
 

@@ -103,7 +103,8 @@ class SharingStructure:
         """The sub-structure only `tasks` need: other blocks dropped, edges re-slotted in their old order."""
         unknown = sorted(set(tasks) - set(self.task_names))
         if unknown or not tasks:
-            raise UserError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(self.task_names)}")
+            raise UserError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; "
+                            f"valid: {', '.join(self.task_names)}")
         keep = set(tasks)
         g = self.graph
         types = {t["name"]: t for t in g.graph["task_types"]}
@@ -112,9 +113,11 @@ class SharingStructure:
                             "task_types": [types[t] for t in self.task_names if t in keep]})
         for node, data in g.nodes(data=True):
             if keep & set(data["tasks"]):
-                sub.add_node(node, **{**data, "tasks": sorted(keep & set(data["tasks"])), "params": own_params(data["op"], data["width"])})
+                sub.add_node(node, **{**data, "tasks": sorted(keep & set(data["tasks"])),
+                                      "params": own_params(data["op"], data["width"])})
         for node in sub.nodes:
-            for slot, (src, data) in enumerate(e for e in self.in_edges(node) if keep & set(e[1]["tasks"]) and e[0] in sub):
+            for slot, (src, data) in enumerate(e for e in self.in_edges(node)
+                                               if keep & set(e[1]["tasks"]) and e[0] in sub):
                 sub.add_edge(src, node, **{**data, "tasks": sorted(keep & set(data["tasks"])), "slot": slot})
                 sub.nodes[node]["params"] += data["params"]
         out = SharingStructure.__new__(SharingStructure)
@@ -247,7 +250,8 @@ def _is_shape(value) -> bool:
 def _check_graph_attrs(attrs: dict, where: str) -> None:
     names = attrs["task_names"]
     _fail_unless(isinstance(names, list) and names and all(isinstance(t, str) and t for t in names)
-                 and len(set(names)) == len(names), where, f"task_names must be a non-empty list of distinct names, got {names!r}")
+                 and len(set(names)) == len(names), where,
+                 f"task_names must be a non-empty list of distinct names, got {names!r}")
     types = attrs["task_types"]
     _fail_unless(isinstance(types, list) and [t.get("name") if isinstance(t, dict) else None for t in types] == names,
                  where, "task_types must list one {name, type, num_classes} entry per task, in task_names order")
@@ -255,7 +259,8 @@ def _check_graph_attrs(attrs: dict, where: str) -> None:
         _fail_unless(t.get("type") in TASK_TYPES and _is_int(t.get("num_classes"), 1), where,
                      f"task {t['name']!r} has type {t.get('type')!r} with num_classes {t.get('num_classes')!r}; "
                      f"valid types: {', '.join(TASK_TYPES)}")
-    _fail_unless(_is_shape(attrs["input_shape"]), where, f"input_shape must be a list of positive integers, got {attrs['input_shape']!r}")
+    _fail_unless(_is_shape(attrs["input_shape"]), where,
+                 f"input_shape must be a list of positive integers, got {attrs['input_shape']!r}")
     _fail_unless(isinstance(attrs["strategy"], str), where, f"strategy must be a name, got {attrs['strategy']!r}")
     _fail_unless(isinstance(attrs["config"], dict), where, f"config must be a mapping, got {attrs['config']!r}")
 
@@ -273,30 +278,37 @@ def _check_block(attrs: dict, node, data: dict, where: str) -> None:
                  f"block {node!r} names unknown tasks {sorted(set(tasks) - set(attrs['task_names']))}; "
                  f"valid: {', '.join(attrs['task_names'])}")
     for key, low in (("layer", 0), ("width", 1), ("params", 0)):
-        _fail_unless(_is_int(data[key], low), where, f"block {node!r}: {key} must be an integer >= {low}, got {data[key]!r}")
+        _fail_unless(_is_int(data[key], low), where,
+                     f"block {node!r}: {key} must be an integer >= {low}, got {data[key]!r}")
     _fail_unless(_is_shape(data["shape"]) and data["shape"][0] == data["width"], where,
-                 f"block {node!r}: shape {data['shape']!r} disagrees with width {data['width']!r} (shape[0] is the width)")
+                 f"block {node!r}: shape {data['shape']!r} disagrees with width {data['width']!r} "
+                 f"(shape[0] is the width)")
     if op["type"] == "conv":
         _fail_unless(all(_is_int(op.get(k), low) for k, low in (("kernel", 1), ("stride", 1), ("padding", 0)))
                      and (op.get("pool", 0) == "global" or _is_int(op.get("pool", 0))), where,
-                     f"block {node!r}: a conv op needs integer kernel, stride, padding and pool (or 'global'), got {op!r}")
+                     f"block {node!r}: a conv op needs integer kernel, stride, padding and pool (or 'global'), "
+                     f"got {op!r}")
     if op["type"] in ("conv", "linear"):
         _fail_unless(op.get("act", "relu") in ACTIVATIONS, where,
                      f"block {node!r}: unknown activation {op.get('act')!r}; valid: {', '.join(ACTIVATIONS)}")
     if op["type"] == "input":
         _fail_unless(data["shape"] == attrs["input_shape"], where,
-                     f"input block {node!r} has shape {data['shape']}, the graph's input_shape is {attrs['input_shape']}")
+                     f"input block {node!r} has shape {data['shape']}, "
+                     f"the graph's input_shape is {attrs['input_shape']}")
 
 
 def _check_edge(g: nx.DiGraph, src, dst, data: dict, where: str) -> None:
     missing = [k for k in EDGE_KEYS if k not in data]
-    _fail_unless(not missing, where, f"edge {src!r} -> {dst!r} lacks {', '.join(missing)}; required: {', '.join(EDGE_KEYS)}")
+    _fail_unless(not missing, where,
+                 f"edge {src!r} -> {dst!r} lacks {', '.join(missing)}; required: {', '.join(EDGE_KEYS)}")
     tasks = data["tasks"]
     both = set(g.nodes[src]["tasks"]) & set(g.nodes[dst]["tasks"])
     _fail_unless(isinstance(tasks, list) and set(tasks) <= both, where,
-                 f"edge {src!r} -> {dst!r} carries tasks {tasks!r}; it may only carry tasks both blocks serve: {sorted(both)}")
+                 f"edge {src!r} -> {dst!r} carries tasks {tasks!r}; "
+                 f"it may only carry tasks both blocks serve: {sorted(both)}")
     _fail_unless(_is_int(data["slot"]) and _is_int(data["params"]), where,
-                 f"edge {src!r} -> {dst!r}: slot and params must be integers >= 0, got {data['slot']!r}, {data['params']!r}")
+                 f"edge {src!r} -> {dst!r}: slot and params must be integers >= 0, "
+                 f"got {data['slot']!r}, {data['params']!r}")
 
 
 def _expected_shape(op: dict, width: int, src_shape: list) -> list | None:
@@ -327,11 +339,14 @@ def _check_inputs(g: nx.DiGraph, node, where: str) -> None:
     for src, edge in edges:
         src_shape = g.nodes[src]["shape"]
         _fail_unless(_expected_shape(data["op"], data["width"], src_shape) == data["shape"], where,
-                     f"block {node!r} ({data['op']['type']}, shape {data['shape']}) cannot read {src!r} of shape {src_shape}")
+                     f"block {node!r} ({data['op']['type']}, shape {data['shape']}) "
+                     f"cannot read {src!r} of shape {src_shape}")
         n = edge_params(data["op"], data["width"], src_shape)
-        _fail_unless(edge["params"] == n, where, f"edge {src!r} -> {node!r} says {edge['params']} params, its shapes give {n}")
+        _fail_unless(edge["params"] == n, where,
+                     f"edge {src!r} -> {node!r} says {edge['params']} params, its shapes give {n}")
     n = own_params(data["op"], data["width"]) + sum(e["params"] for _, e in edges)
-    _fail_unless(data["params"] == n, where, f"block {node!r} says {data['params']} params, its op and in-edges give {n}")
+    _fail_unless(data["params"] == n, where,
+                 f"block {node!r} says {data['params']} params, its op and in-edges give {n}")
     fed = {t for _, e in edges for t in e["tasks"]}
     starved = [t for t in data["tasks"] if t not in fed]
     _fail_unless(not starved, where, f"block {node!r} serves task(s) {', '.join(starved)} but no in-edge carries them")

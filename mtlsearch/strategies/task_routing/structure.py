@@ -125,7 +125,8 @@ def routed_structure(model: TaskRoutedNetwork, strategy: str, config: dict, task
             if spec.norm:
                 block.update({"norm.weight": params[f"norm_weight{i}"], "norm.bias": params[f"norm_bias{i}"],
                               "norm.running_mean": params[f"running_mean{i}"],
-                              "norm.running_var": params[f"running_var{i}"], "norm.num_batches_tracked": torch.tensor(0)})
+                              "norm.running_var": params[f"running_var{i}"],
+                              "norm.num_batches_tracked": torch.tensor(0)})
             store(node, {k: v.detach() for k, v in block.items()})
             src, fan = [Source(node, {t}, None, 1)], spec.width
         node = s.add_block(f"head_{task.name}", layer=top + len(chain) + 1, kind="head", tasks=[task.name],
