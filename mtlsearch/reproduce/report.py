@@ -154,8 +154,8 @@ def section_selective_sharing(rows, figure) -> tuple[str, list[F.Finding]]:
             "table (7 tasks; its mean over the six classification accuracies). The paper's MNIST accuracy with "
             f"similarity is {papers.SS_MNIST_SIMILARITY_ACCURACY:.1f}%. The adjusted Rand index compares the final "
             "groups with the planted groups of `synthetic` (8 binary and regression tasks in 4 groups; 1 = exact, "
-            "0 = chance); the paper has no such measurement. Lock epoch: the epoch after which clustering stopped ('—' when it "
-            "did not stop within the epochs run).")
+            "0 = chance); the paper has no such measurement. Lock epoch: the epoch after which clustering stopped "
+            "('—' when it did not stop within the epochs run).")
     parts = ["## 4. Selective Sharing: the four criteria", text, table(header, body), verdict_block(finding),
              verdict_block(grouping), f"![Selective Sharing criteria](results/{figure})"]
     return "\n\n".join(parts), [finding, grouping]
