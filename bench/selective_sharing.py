@@ -21,14 +21,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_trainer, medians_in_turns, without_hooks  # noqa: E402
-from mtlsearch.problems import load_problem  # noqa: E402
-from mtlsearch.problems.data import batches  # noqa: E402
-from mtlsearch.strategies.selective_sharing import SelectiveSharing  # noqa: E402
-from mtlsearch.strategies.selective_sharing.capture import BranchGradients, gradients_finite  # noqa: E402
-from mtlsearch.strategies.selective_sharing.merging import branch_nodes  # noqa: E402
-from mtlsearch.structure.network import module_key  # noqa: E402
-from mtlsearch.training import TrainConfig, Trainer, evaluate  # noqa: E402
+from bench.common import bench_trainer, medians_in_turns, without_hooks
+from mtlsearch.problems import load_problem
+from mtlsearch.problems.data import batches
+from mtlsearch.strategies.selective_sharing import SelectiveSharing
+from mtlsearch.strategies.selective_sharing.capture import BranchGradients, gradients_finite
+from mtlsearch.strategies.selective_sharing.merging import branch_nodes
+from mtlsearch.structure.network import module_key
+from mtlsearch.training import TrainConfig, Trainer, evaluate
 
 SETTINGS = {"criterion": "similarity"}
 

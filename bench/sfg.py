@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_trainer, seconds  # noqa: E402
-from mtlsearch.reproduce.measure import Stepper, random_binary_problem  # noqa: E402
-from mtlsearch.strategies import get_strategy  # noqa: E402
-from mtlsearch.structure.freeze import freeze  # noqa: E402
+from bench.common import bench_trainer, seconds
+from mtlsearch.reproduce.measure import Stepper, random_binary_problem
+from mtlsearch.strategies import get_strategy
+from mtlsearch.structure.freeze import freeze
 
 BATCH = 64
 CASES = [("cnn", (1, 8, 8), 2), ("cnn", (1, 8, 8), 10), ("vgg11", (3, 32, 32), 2), ("vgg11", (3, 32, 32), 10)]

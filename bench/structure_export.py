@@ -19,13 +19,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import seconds  # noqa: E402
-from mtlsearch.problems import load_problem  # noqa: E402
-from mtlsearch.strategies import BASELINES, get_strategy  # noqa: E402
-from mtlsearch.structure.draw import draw_affinity, draw_structure  # noqa: E402
-from mtlsearch.structure.freeze import freeze  # noqa: E402
-from mtlsearch.structure.frozen import export_program, save_frozen  # noqa: E402
-from mtlsearch.training import TrainConfig, Trainer  # noqa: E402
+from bench.common import seconds
+from mtlsearch.problems import load_problem
+from mtlsearch.strategies import BASELINES, get_strategy
+from mtlsearch.structure.draw import draw_affinity, draw_structure
+from mtlsearch.structure.freeze import freeze
+from mtlsearch.structure.frozen import export_program, save_frozen
+from mtlsearch.training import TrainConfig, Trainer
 
 DEFAULT_EPOCHS = TrainConfig().epochs
 

@@ -20,12 +20,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_trainer, medians_in_turns  # noqa: E402
-from mtlsearch.problems import Problem  # noqa: E402
-from mtlsearch.reproduce.measure import Stepper, random_binary_problem  # noqa: E402
-from mtlsearch.strategies.task_routing import TaskRouting  # noqa: E402
-from mtlsearch.strategies.task_routing.norm import TaskBalancedBatchNorm  # noqa: E402
-from mtlsearch.structure.freeze import freeze  # noqa: E402
+from bench.common import bench_trainer, medians_in_turns
+from mtlsearch.problems import Problem
+from mtlsearch.reproduce.measure import Stepper, random_binary_problem
+from mtlsearch.strategies.task_routing import TaskRouting
+from mtlsearch.strategies.task_routing.norm import TaskBalancedBatchNorm
+from mtlsearch.structure.freeze import freeze
 
 BATCH = 64
 WARMUP = 2  # untimed rounds before the alternating ones
@@ -83,7 +83,7 @@ def evaluation(backbone: str, shape, rounds: int, batch: int) -> None:
     problem = random_binary_problem(10, batch, shape)
     model = routed(problem, backbone).model.eval()
     x = problem.val.tensors[0]
-    loop = lambda: {t: model(x, [t])[t] for t in model.task_names}  # noqa: E731
+    loop = lambda: {t: model(x, [t])[t] for t in model.task_names}
     tl, tb = medians_in_turns([loop, lambda: model(x)], rounds, WARMUP)
     print(f"3. evaluation, {backbone}, 10 tasks, batch {batch}: loop over tasks {tl * 1e3:.1f} ms vs one batched "
           f"pass {tb * 1e3:.1f} ms -> {tl / tb:.2f}x faster (target >= 3)")

@@ -49,7 +49,8 @@ def _datasets(args) -> None:
             print(f"{'':<14} parameters (defaults): {name}:{describe(loader)}")
     for name, (_, description) in TORCHVISION_DATASETS.items():
         print(f"{name:<14} {description}")
-    print("FILE.npz       your arrays x [N, ...] and y [N, T] (optional task_names, task_types, x_val/y_val/x_test/y_test)")
+    print("FILE.npz       your arrays x [N, ...] and y [N, T] "
+          "(optional task_names, task_types, x_val/y_val/x_test/y_test)")
 
 
 def _strategies(args) -> None:
@@ -158,7 +159,8 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--finetune", action="store_true", help="start from the saved weights")
     r.add_argument("--out", required=True)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a trainer setting (lr, batch_size, ...)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a trainer setting (lr, batch_size, ...)")
     r.add_argument("--dataset", help="the dataset (default: the one in RUN_DIR's config.json)")
     _run_options(r)
     r.set_defaults(run=_retrain)

@@ -1,6 +1,7 @@
 """A throw-away PostgreSQL server on 127.0.0.1 for tests that share an Optuna study between processes."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -16,9 +17,7 @@ def missing() -> str | None:
     """Why no server can be started here, or None."""
     if not (BIN / "initdb").is_file():
         return f"PostgreSQL is not installed ({BIN}/initdb not found; set MTLSEARCH_PG_BIN to its bin folder)"
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("psycopg") is None:
         return "the psycopg driver is not installed (pip install -e '.[postgres]')"
     return None
 

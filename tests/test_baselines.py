@@ -41,7 +41,7 @@ def test_baseline_parameter_counts_reflect_sharing(digits):
 
 def test_same_seed_same_numbers(digits):
     a, b = fit(digits, "hard_sharing", epochs=2), fit(digits, "hard_sharing", epochs=2)
-    timeless = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    timeless = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]
     assert timeless(a.history) == timeless(b.history)
     for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(x, y), name

@@ -40,7 +40,7 @@ def test_multidigits_tasks_follow_the_two_digits():
 
 def test_multidigits_splits_share_no_digit_image():
     p = load_problem("multidigits")
-    halves = lambda ds: {tuple(h.flatten().tolist()) for x in ds.tensors[0] for h in (x[..., :8], x[..., 8:])}  # noqa: E731
+    halves = lambda ds: {tuple(h.flatten().tolist()) for x in ds.tensors[0] for h in (x[..., :8], x[..., 8:])}
     assert not halves(p.train) & halves(p.test)
 
 
@@ -92,7 +92,8 @@ def test_python_dataset_entry(tmp_path, monkeypatch):
         "import torch\n"
         "class Pairs(torch.utils.data.Dataset):\n"
         "    def __len__(self): return 30\n"
-        "    def __getitem__(self, i): return torch.full((4,), float(i)), torch.tensor([i % 2, i % 3], dtype=torch.float32)\n"
+        "    def __getitem__(self, i):\n"
+        "        return torch.full((4,), float(i)), torch.tensor([i % 2, i % 3], dtype=torch.float32)\n"
         "data = Pairs()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     p = load_problem("userdata:data")

@@ -93,7 +93,7 @@ def test_equal_or_better_allows_the_seed_spread_only():
 
 
 def test_cost_budget_skips_counts_the_smaller_ones_predict_too_slow():
-    job = lambda n: Cost("cross_stitch", n, steps=10, warmup=2, batch=64, budget_seconds=60.0)  # noqa: E731
+    job = lambda n: Cost("cross_stitch", n, steps=10, warmup=2, batch=64, budget_seconds=60.0)
     small = {"step_ms": 500.0, "steps_timed": 10, "build_seconds": 0.1, "param_bytes": 1e7, "optimizer_bytes": 2e7}
     assert over_budget([], job(10), 4e9) is None
     assert over_budget([(job(10), small)], job(20), 4e9) is None  # 4 x 12 steps x 0.5 s = 24 s

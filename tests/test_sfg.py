@@ -30,7 +30,7 @@ def multidigits():
 def two_tasks(problem):
     """left_digit and digit_sum only: three groups, the paper's set-up (and the simplex picture)."""
     keep = [0, 4]
-    sub = lambda d: tensor_dataset(d.tensors[0].numpy(), d.tensors[1][:, keep].numpy())  # noqa: E731
+    sub = lambda d: tensor_dataset(d.tensors[0].numpy(), d.tensors[1][:, keep].numpy())
     return dataclasses.replace(problem, tasks=[problem.tasks[i] for i in keep], train=sub(problem.train),
                                val=sub(problem.val), test=sub(problem.test))
 

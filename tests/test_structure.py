@@ -81,7 +81,8 @@ def test_json_and_graphml_round_trips_are_identical(multidigits, name, tmp_path)
     s.set_metrics({"val_score": 0.91, "test_score": 0.875, "params": 1234})
     s.save_json(tmp_path / "s.json")
     s.save_graphml(tmp_path / "s.graphml")
-    for loaded in (SharingStructure.load_json(tmp_path / "s.json"), SharingStructure.load_graphml(tmp_path / "s.graphml")):
+    for loaded in (SharingStructure.load_json(tmp_path / "s.json"),
+                   SharingStructure.load_graphml(tmp_path / "s.graphml")):
         assert same_graph(loaded.graph, s.graph)
         assert same_graph(SharingStructure.from_networkx(loaded.to_networkx()).graph, s.graph)
 
@@ -191,7 +192,8 @@ def test_hard_sharing_trunk_is_fully_shared_and_branches_are_task_only(multidigi
     np.testing.assert_array_equal(views.task_affinity(s, trunk), np.ones((6, 6)))
     np.testing.assert_array_equal(views.task_affinity(s, above), np.eye(6))
     ratios = views.sharing_ratio(s)
-    assert [ratios[layer] for layer in trunk] == [1.0] * len(trunk) and [ratios[layer] for layer in above] == [0.0] * len(above)
+    assert [ratios[layer] for layer in trunk] == [1.0] * len(trunk)
+    assert [ratios[layer] for layer in above] == [0.0] * len(above)
     shared, per_task = views.params_per_task(s, trunk), views.params_per_task(s)
     affinity = views.task_affinity(s)
     for i, t in enumerate(multidigits.task_names):

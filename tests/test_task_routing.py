@@ -256,7 +256,7 @@ def test_many_tasks_add_only_heads():
         warnings.simplefilter("ignore")
         _, many = build(binary_problem(312), sigma=0.4)
     _, few = build(binary_problem(10), sigma=0.4)
-    trunk = lambda m: sum(p.numel() for p in m.trunk.parameters())  # noqa: E731
+    trunk = lambda m: sum(p.numel() for p in m.trunk.parameters())
     assert trunk(many) == trunk(few)
     assert len(list(many.parameters())) == len(list(many.trunk.parameters())) + 312
     out = many(torch.randn(8, 1, 8, 8), ["t200"])

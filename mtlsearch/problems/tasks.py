@@ -74,7 +74,8 @@ class Task:
             }
         if self.type == "multiclass":
             return {"accuracy": float(skm.accuracy_score(target.astype(int), prediction))}
-        return {"mae": float(skm.mean_absolute_error(target, prediction)), "r2": float(skm.r2_score(target, prediction))}
+        return {"mae": float(skm.mean_absolute_error(target, prediction)),
+                "r2": float(skm.r2_score(target, prediction))}
 
     def to_dict(self) -> dict:
         """What the task predicts (structures store it); how it is scored is the run's choice, so not here."""
@@ -103,7 +104,7 @@ class Problem:
     input_shape: tuple[int, ...]
     true_groups: list[int] | None = None
     info: dict = field(default_factory=dict)
-    backbone: Backbone | None = None  # your own layers (mtlsearch.backbones.Backbone); None: chosen by input shape
+    backbone: object | None = None  # your own layers, a mtlsearch.backbones.Backbone; None: chosen by input shape
 
     @property
     def task_names(self) -> list[str]:

@@ -39,7 +39,7 @@ def _call(fn: Callable, job):
     """Run `fn(job)` in the worker; an exception becomes an error record instead of stopping everything."""
     try:
         return fn(job)
-    except Exception as err:  # noqa: BLE001 - one failed run must not lose the others
+    except Exception as err:
         return {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(limit=5)}
 
 

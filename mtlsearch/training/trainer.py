@@ -117,7 +117,8 @@ class Trainer:
         counts: dict[str, int] = {}
         n_batches = math.ceil(len(self.problem.train) / self.config.batch_size)
         bar = tqdm(batches(self.problem.train, self.config.batch_size, True, self.generator, self.device),
-                   total=n_batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=self.quiet, leave=False)
+                   total=n_batches, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", disable=self.quiet,
+                   leave=False)
         for x, y in bar:
             stepped = self.train_step(x, y)
             if stepped is None:
@@ -182,7 +183,8 @@ class Trainer:
         """Everything needed to resume training where it stopped (loadable with weights_only=True)."""
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
                 "step": self.step, "history": plain(self.history), "best": plain(self.best),
-                "architecture": plain(self.strategy.architecture_state()), "strategy": plain(self.strategy.state_dict()),
+                "architecture": plain(self.strategy.architecture_state()),
+                "strategy": plain(self.strategy.state_dict()),
                 "rng": json.dumps(self.rng.bit_generator.state), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
