@@ -48,7 +48,9 @@ def test_digits_run_merges_below_hard_sharing_and_exports_the_merged_model(tmp_p
     problem = load_problem("digits")
     hard = get_strategy("hard_sharing")(problem, {}, 0).build(get_backbone(None, problem.input_shape))
     assert metrics["params"] < sum(p.numel() for p in hard.parameters())
-    assert metrics["test"]["score"] >= 0.95
+    accuracy = np.mean([task["accuracy"] for task in metrics["test"]["tasks"].values()])
+    assert accuracy >= 0.95  # the score this bound was set for (before balanced accuracy became the binary score)
+    assert metrics["test"]["score"] >= 0.8  # balanced accuracy: always answering "no" scores 0.5
     history = metrics["merge_history"]
     assert [h["epoch"] for h in history] == list(range(1, 9))
     assert history[0]["params"] < sum(p.numel() for p in hard.parameters()) and history[0]["merged"]
