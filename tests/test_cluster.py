@@ -25,6 +25,9 @@ from ray import tune
 from mtlsearch.search import SearchConfig, search
 
 TINY = ["--set", "epochs=1", "--set", "batch_size=128"]
+# Trials long enough that the second node's worker starts before the first trial ends: with actor reuse, a pending
+# trial is otherwise handed to the first node's finished worker (seen under load: all 4 trials on one node).
+LONG = ["--set", "epochs=30", "--set", "batch_size=16"]
 
 
 def free_port() -> int:
@@ -117,7 +120,7 @@ def test_search_runs_trials_on_both_nodes_and_keeps_them_in_storage_path(two_nod
     storage = tmp_path / "shared"  # outside the run directory, as a shared disk would be
     command = [sys.executable, "-m", "mtlsearch", "search", "--address", address, "--space", "baselines",
                "--trials", "4", "--concurrency", "2", "--out", str(tmp_path / "runs"), "--name", "cluster",
-               "--storage-path", str(storage), "--quiet", *TINY]
+               "--storage-path", str(storage), "--quiet", *LONG]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "runs" / "cluster"
