@@ -136,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one strategy on one problem and export what it learned")
     t.add_argument("--strategy", help="default: hard_sharing")
-    t.add_argument("--dataset", help="registry name, FILE.npz or module:attribute (default: digits)")
+    t.add_argument("--dataset", help="registry name (with parameters: multimnist:pairs=20000; see mtlsearch "
+                                     "datasets), FILE.npz or module:attribute (default: digits)")
     t.add_argument("--out", help="default: runs/train")
     t.add_argument("--epochs", type=int)
     t.add_argument("--seed", type=int, help="default: 0")
