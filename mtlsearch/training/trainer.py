@@ -23,14 +23,25 @@ from ..strategies.setting import check_settings, dataclass_settings, setting_fie
 from .evaluate import evaluate
 
 
+OPTIMIZERS = {  # name -> the torch optimiser a TrainConfig builds
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay),
+}
+
+
 @dataclass
 class TrainConfig:
     """Settings every strategy shares (set with --set key=value like a strategy's own)."""
 
     epochs: int = setting_field(int, 20, "passes over the training data", low=1)
-    lr: float = setting_field(float, 1e-3, "Adam's learning rate", low=0.0, low_open=True)
+    optimizer: str = setting_field(str, "adam", "adam, or sgd with momentum (what the Task Routing and Selective "
+                                   "Sharing papers train with)", choices=tuple(OPTIMIZERS))
+    lr: float = setting_field(float, 1e-3, "the optimiser's learning rate", low=0.0, low_open=True)
+    momentum: float = setting_field(float, 0.5, "sgd's momentum (0.5, the Task Routing and Selective Sharing papers' "
+                                    "value); adam ignores it", low=0.0)
     batch_size: int = setting_field(int, 64, "examples per optimiser step", low=1)
-    weight_decay: float = setting_field(float, 0.0, "Adam's weight decay", low=0.0)
+    weight_decay: float = setting_field(float, 0.0, "the optimiser's weight decay (an L2 term added to the gradient)",
+                                        low=0.0)
     backbone: str | None = setting_field(str, None, "the network the strategy builds on (none: the problem's default)")
     metric: str | None = setting_field(str, None, "the primary metric of binary tasks (none: the problem's choice, "
                                        "balanced accuracy unless it says otherwise)", choices=PRIMARY_METRICS["binary"])
@@ -104,7 +115,8 @@ class Trainer:
         self.best: dict | None = None
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        """The configured optimiser; parameters that get no gradient (e.g. fixed SFG logits) are never stepped."""
+        return OPTIMIZERS[self.config.optimizer](self.model.parameters(), self.config)
 
     @property
     def column(self) -> dict[str, int]:
