@@ -34,7 +34,9 @@ class StochasticFilterGroups(Strategy):
         Setting("p_normalise", str, "softplus", "p = softplus(theta) / sum (published code) or softmax(theta)",
                 choices=P_NORMALISATIONS),
         Setting("p_lr_scale", float, 100.0, "theta = p_lr_scale * phi, phi trained: the logits learn this much faster "
-                "than weights", low=0.0, low_open=True),
+                "than weights under adam (its square under sgd)", low=0.0, low_open=True),
+        Setting("learn_allocation", bool, True, "false: p stays at p_init and only the weights train (the paper's "
+                "MTL network with no learned allocation)"),
         Setting("straight_through", bool, True, "hard one-hot samples forward, soft gradient back; false: soft "
                 "samples"),
         Setting("sample_per_example", bool, False, "one allocation per example instead of one per forward pass"),
@@ -52,14 +54,20 @@ class StochasticFilterGroups(Strategy):
         self.trajectory: list[list[np.ndarray]] = []  # p of every layer at the start and after every epoch
 
     def validate(self):
-        """An annealed temperature must start at or above its floor."""
+        """An annealed temperature must start at or above its floor; a fixed uniform p has no argmax to evaluate."""
         c = self.config
         if c["anneal_rate"] > 0 and c["tau_min"] > c["tau0"]:
             raise ConfigError(f"tau_min must not exceed tau0 when annealing, got tau_min={c['tau_min']!r} > "
                               f"tau0={c['tau0']!r}")
+        if not c["learn_allocation"] and c["p_init"] == "uniform" and c["inference"] == "argmax":
+            raise ConfigError("learn_allocation=false keeps p uniform, where every kernel's argmax is a tie (it would "
+                              "evaluate an all-shared network); set inference=mc, or p_init=dirichlet or vertex")
 
     def build(self, backbone, state=None) -> SFGNetwork:
         model = SFGNetwork(backbone, self.problem.tasks, self.config, self.seed)
+        if not self.config["learn_allocation"]:  # no gradient: the optimiser never steps the logits
+            for layer in model.layers:
+                layer.probabilities.scaled_logits.requires_grad_(False)
         self.trajectory = [[p.detach().cpu().numpy() for p in model.probabilities()]]  # epoch 0: the start
         return model
 
@@ -78,12 +86,13 @@ class StochasticFilterGroups(Strategy):
         return max(float(c["tau_min"]), c["tau0"] * math.exp(-c["anneal_rate"] * step))
 
     def extra_loss(self, model: SFGNetwork) -> torch.Tensor | None:
-        """lambda1 * sum ||M||^2 - lambda2 * sum_l mean_k H(p_k^(l)) (the entropy is maximised)."""
+        """lambda1 * sum ||M||^2 - lambda2 * sum_l mean_k H(p_k^(l)) (the entropy is maximised; left out when p is
+        fixed)."""
         terms = []
         if self.config["lambda1"]:
             terms.append(self.config["lambda1"] * sum(torch.linalg.vector_norm(w).square()
                                                       for w in model.kernel_weights()))
-        if self.config["lambda2"]:
+        if self.config["lambda2"] and self.config["learn_allocation"]:  # a fixed p's entropy is a constant
             terms.append(-self.config["lambda2"] * model.entropy())
         return sum(terms) if terms else None
 
