@@ -3,22 +3,21 @@ rules and the cost budget decide as documented."""
 from __future__ import annotations
 
 import argparse
-import json
-import re
 
 import numpy as np
 import pytest
 
 from mtlsearch.cli import main
 from mtlsearch.errors import UserError
-from mtlsearch.reproduce import reproduce
+from mtlsearch.reproduce import Plan, reproduce
 from mtlsearch.reproduce import findings as F
 from mtlsearch.reproduce.cli import add_commands
-from mtlsearch.reproduce.experiments import Stat
+from mtlsearch.reproduce.experiments import ari
+from mtlsearch.reproduce.report import all_findings, read_raw
 from mtlsearch.reproduce.measure import Cost, over_budget
 
 PICTURES = ("task_routing_sigma.png", "task_routing_many_tasks.png", "sfg_depth.png", "selective_sharing.png",
-            "all_strategies.png")
+            "discovery_curve.png", "all_strategies.png")
 
 
 def table_rows(text: str, heading: str) -> list[list[str]]:
@@ -41,55 +40,81 @@ def smoke(tmp_path_factory):
     return out, out / "RESULTS.md"
 
 
+def number(cell: str) -> float:
+    """A measured cell: '0.973' or '0.973 ± 0.004' (one seed in the smoke run: just the number)."""
+    return float(cell.split(" ± ")[0].replace(",", ""))
+
+
 def test_smoke_run_writes_tables_and_pictures_from_measured_numbers(smoke):
     out, path = smoke
     text = path.read_text()
     for name in PICTURES:
         assert (out / "results" / name).stat().st_size > 10_000
         assert f"results/{name}" in text
-    raw = json.loads((out / "results" / "runs.json").read_text())
-    by_run = {(r["run"]["strategy"], r["run"]["dataset"], json.dumps(r["run"]["settings"], sort_keys=True)): r["result"]
-              for r in raw["runs"]}
+    plan = Plan.quick(1)
+    results = read_raw(out / "results" / "runs.json", plan)
+    raw = {(job.dataset, job.strategy, job.config, job.train): r for job, r in results.trained.items()}
+    assert not any("error" in r for r in raw.values()), [r["error"] for r in raw.values() if "error" in r]
+    tr = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.5}
+    ss = {"optimizer": "sgd", "lr": 0.02, "momentum": 0.5}
 
+    def result(dataset, strategy, train=None, **config):
+        return raw[dataset, strategy, tuple(sorted(config.items())), tuple(sorted((train or {}).items()))]
+
+    # 1. the sigma sweep: accuracy is the mean over the tasks of the raw run, and a fraction
     sigma = {row[0]: row for row in table_rows(text, "### digits")}
-    accuracy = float(sigma["0.4"][4])  # the accuracy column of sigma = 0.4
+    assert set(sigma) == {"0", "0.4", "1"}
+    tasks = result("digits", "task_routing", tr, mask_mode="partition", sigma=0.4, task_sampling="one")["test"]
+    accuracy = number(sigma["0.4"][4])
     assert 0.0 <= accuracy <= 1.0
-    settings = json.dumps({"mask_mode": "partition", "sigma": 0.4, "task_sampling": "one"}, sort_keys=True)
-    tasks = by_run["task_routing", "digits", settings]["test"]["tasks"]
-    assert accuracy == pytest.approx(np.mean([m["accuracy"] for m in tasks.values()]), abs=5e-4)
+    assert accuracy == pytest.approx(np.mean([m["accuracy"] for m in tasks["tasks"].values()]), abs=5e-4)
 
+    # 2. cost: step times and per-task-update times are positive numbers; cross-stitch trains every task per step
+    cost = {row[0]: row for row in table_rows(text, "## 2. Task Routing with many tasks")}
+    assert list(cost) == ["2", "4"]
+    assert number(cost["4"][2]) == number(cost["4"][3]) > 0  # Task Routing: one task per step
+    assert number(cost["4"][8]) == pytest.approx(4 * number(cost["4"][9]), rel=0.01)  # cross-stitch: 4 tasks
+
+    # 3. SFG: the table's shares are the raw runs' argmax shares; the no-learned-allocation row is there
+    depth = table_rows(text, "## 3. Stochastic Filter Groups")
+    layers = result("digits", "sfg")["logs"][-1]["sfg"]["layers"]
+    assert [number(r[4]) for r in depth if r[0] == "digits"] == pytest.approx(
+        [layer["task_specific_share"] for layer in layers], abs=5e-3)
+    assert {r[5] for r in depth if r[0] == "digits"} == {f"{10 / 11:.2f}"}  # chance T/(T+1) with 10 tasks
+    versus = {(r[0], r[1]): number(r[2]) for r in table_rows(text, "### SFG against the baselines")}
+    assert versus["digits", "sfg, no learned allocation"] == pytest.approx(
+        result("digits", "sfg", learn_allocation=False, inference="mc")["test"]["score"], abs=5e-4)
+
+    # 4. Selective Sharing: scores are the raw runs' (same optimiser for hard sharing); ARI cells are numbers
+    criteria = {(r[0], r[1]): r for r in table_rows(text, "## 4. Selective Sharing")}
+    assert {m for _, m in criteria} == {"hard_sharing", "similarity", "dissimilarity", "variance", "random"}
+    for (dataset, method), row in criteria.items():
+        strategy, config = ("hard_sharing", {}) if method == "hard_sharing" else ("selective_sharing",
+                                                                                  {"criterion": method})
+        assert number(row[5]) == pytest.approx(result(dataset, strategy, ss, **config)["test"]["score"], abs=5e-4)
+    curve = table_rows(text, "### Does it group related tasks?")
+    assert [row[0] for row in curve] == ["0", "1.5"]
+    for row in curve:
+        assert all(-1.0 <= number(c) <= 1.0 for c in row[1:])
+    planted = result("synthetic:own=0,seed=0", "selective_sharing", ss, criterion="similarity")
+    assert number(curve[0][1]) == pytest.approx(ari(planted), abs=5e-3)
+
+    # 5. every strategy's score is the raw run's and lies in [0, 1]
     everything = {(row[0], row[1]): row for row in table_rows(text, "## 5. All strategies")}
-    score = float(everything["digits", "hard_sharing"][4])
-    assert 0.95 <= score <= 1.0  # three epochs of hard sharing beat the one-vs-all majority guess (0.90)
-    assert score == pytest.approx(by_run["hard_sharing", "digits", "{}"]["test"]["score"], abs=5e-4)
+    score = number(everything["digits", "hard_sharing"][4])
+    assert 0.0 <= score <= 1.0 and score == pytest.approx(result("digits", "hard_sharing")["test"]["score"], abs=5e-4)
 
-    cost = table_rows(text, "## 2. Task Routing with many tasks")
-    assert [row[0] for row in cost] == ["10", "50"] and float(cost[0][2]) > 0  # Task Routing's step time (ms)
-
-    criteria = {row[0]: row for row in table_rows(text, "## 4. Selective Sharing")}
-    assert set(criteria) >= {"similarity", "dissimilarity", "variance", "random", "hard_sharing"}
-    assert -1.0 <= float(criteria["similarity"][-1]) <= 1.0  # adjusted Rand index on synthetic
+    # the summary: one verdict word per finding, as the rules decide from the raw numbers
     summary = table_rows(text, "## Summary")
-    assert len(summary) == 6 and all(re.search(r"reproduced|not measured", row[2]) for row in summary)
-
-
-def sigma_rows(values: dict[float, float]):
-    return [{"dataset": "digits", "sigma": s, **{k: Stat((v - 0.001, v + 0.001)) for k in F.METRICS}}
-            for s, v in values.items()]
-
-
-def test_sigma_verdict_follows_the_stated_rule():
-    assert F.sigma_finding(sigma_rows({0.0: 0.90, 0.4: 0.95, 1.0: 0.91})).verdict == F.REPRODUCED
-    assert F.sigma_finding(sigma_rows({0.0: 0.90, 0.4: 0.85, 1.0: 0.91})).verdict == F.NOT
-    within = sigma_rows({0.0: 0.90, 0.4: 0.9005, 1.0: 0.89})
-    assert F.sigma_finding(within).verdict == F.PARTLY  # higher, but by less than the seed spread
-    assert F.sigma_finding(sigma_rows({0.0: 0.9, 1.0: 0.9})).verdict == F.UNMEASURED
-
-
-def test_equal_or_better_allows_the_seed_spread_only():
-    hard = Stat((0.95, 0.97))
-    assert F.equal_or_better(Stat((0.95, 0.955)), hard)
-    assert not F.equal_or_better(Stat((0.90, 0.91)), hard)
+    verdicts = [row[2].strip("*") for row in summary]
+    assert all(v in F.VERDICTS for v in verdicts) and len(verdicts) == 6
+    assert verdicts == [f.verdict for f in all_findings(results)]
+    sfg = {m: result("digits", s, **c)["test"]["score"] for m, s, c in (
+        ("sfg", "sfg", {}), ("single", "single_task", {}), ("hard", "hard_sharing", {}), ("cs", "cross_stitch", {}),
+        ("fixed", "sfg", {"learn_allocation": False, "inference": "mc"}))}
+    above = [sfg["sfg"] > v for k, v in sfg.items() if k != "sfg"]  # one seed: higher is clearly higher
+    expected = F.REPRODUCED if all(above) else F.NOT if not any(above) else F.PARTLY
+    assert f"**digits: {expected}.** SFG scored" in text
 
 
 def test_cost_budget_skips_counts_the_smaller_ones_predict_too_slow():

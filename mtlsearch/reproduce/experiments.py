@@ -59,18 +59,21 @@ class Results:
     plan: Plan
     errors: dict = field(default_factory=dict)  # Run -> why it has no result
 
-    def runs(self, dataset: str, strategy: str, **config) -> list[dict | None]:
-        """The result of every seed of one setting; None (and an entry in `errors`) for a failed run."""
-        out = []
-        for seed in self.plan.seeds:
-            job = run(dataset, strategy, seed, self.plan.epochs_for(dataset, strategy), **config)
-            result = self.trained.get(job)
-            if result is None or "error" in result:
-                self.errors[job] = (result or {}).get("error", "not run")
-                out.append(None)
-            else:
-                out.append(result)
-        return out
+    def runs(self, dataset: str, strategy: str, train: dict | None = None, epochs_of: str | None = None,
+             **config) -> list[dict | None]:
+        """The result of every seed of one setting; None (and an entry in `errors`) for a failed run. A dataset
+        naming `{seed}` is formatted per seed (each seed its own planted problem); `epochs_of`: the strategy
+        whose epochs the run had (default `strategy`)."""
+        epochs = self.plan.epochs_for(dataset, epochs_of or strategy)
+        return [self.result(run(dataset.format(seed=seed), strategy, seed, epochs, train, **config))
+                for seed in self.plan.seeds]
+
+    def result(self, job: Run) -> dict | None:
+        result = self.trained.get(job)
+        if result is None or "error" in result:
+            self.errors[job] = (result or {}).get("error", "not run")
+            return None
+        return result
 
     def stat(self, results: list[dict | None], fn) -> Stat:
         """fn over the runs that have a result; the others are counted as failed."""
@@ -95,6 +98,10 @@ def metrics_of(result: dict) -> dict[str, float | None]:
 # Task Routing as the paper describes it: sigma is the share of channels all tasks use (partition masks) and
 # one task is trained per batch (Algorithm 1); pinned so a change of defaults cannot change the experiment.
 TR_PAPER_SETTINGS = {"mask_mode": "partition", "task_sampling": "one"}
+# The SFG poster's baseline: p stays uniform and is never trained, kernels are still sampled; evaluated by the
+# Monte Carlo average over sampled allocations (a uniform p has no argmax).
+SFG_FIXED = {"learn_allocation": False, "inference": "mc"}
+SFG_FIXED_NAME = "sfg, no learned allocation"
 
 
 def tr_config(sigma: float) -> dict:
@@ -107,20 +114,42 @@ def comparison_config(strategy: str) -> dict:
             "selective_sharing": {"criterion": "similarity"}}.get(strategy, {})
 
 
+def comparison_train(plan: Plan, strategy: str) -> dict:
+    """Trainer settings in the comparison: a paper's own optimiser for its strategy (those runs are shared with
+    its experiment), the trainer's default for the rest."""
+    return plan.optimiser(strategy)
+
+
+def synthetic_name(own: float) -> str:
+    """The planted problem at difficulty `own`; `{seed}` is filled per seed."""
+    return f"synthetic:own={own:g},seed={{seed}}"
+
+
 # the runs every experiment needs
 def sigma_runs(plan: Plan) -> list[Run]:
-    return [run(ds, "task_routing", seed, plan.epochs_for(ds, "task_routing"), **tr_config(sigma))
+    return [run(ds, "task_routing", seed, plan.epochs_for(ds, "task_routing"), plan.optimiser("task_routing"),
+                **tr_config(sigma))
             for ds in plan.datasets for sigma in plan.sigmas for seed in plan.seeds]
 
 
 def comparison_runs(plan: Plan) -> list[Run]:
-    return [run(ds, s, seed, plan.epochs_for(ds, s), **comparison_config(s))
+    runs = [run(ds, s, seed, plan.epochs_for(ds, s), comparison_train(plan, s), **comparison_config(s))
             for ds in plan.datasets for s in plan.strategies for seed in plan.seeds]
+    if "sfg" in plan.strategies:
+        runs += [run(ds, "sfg", seed, plan.epochs_for(ds, "sfg"), **SFG_FIXED)
+                 for ds in plan.datasets for seed in plan.seeds]
+    return runs
 
 
 def criteria_runs(plan: Plan) -> list[Run]:
-    return [run(ds, "selective_sharing", seed, plan.epochs_for(ds, "selective_sharing"), criterion=c)
-            for ds in ("digits", "synthetic") for c in plan.criteria for seed in plan.seeds]
+    ss = plan.optimiser("selective_sharing")
+    runs = [run(ds, "selective_sharing", seed, plan.epochs_for(ds, "selective_sharing"), ss, criterion=c)
+            for ds in plan.datasets for c in plan.criteria for seed in plan.seeds]
+    runs += [run(ds, "hard_sharing", seed, plan.epochs_for(ds, "selective_sharing"), ss)  # as epochs_of below
+             for ds in plan.datasets for seed in plan.seeds]
+    return runs + [run(synthetic_name(own).format(seed=seed), "selective_sharing", seed,
+                       plan.epochs_for("synthetic", "selective_sharing"), ss, criterion=c)
+                   for own in plan.owns for c in plan.criteria for seed in plan.seeds]
 
 
 def all_runs(plan: Plan) -> list[Run]:
@@ -132,21 +161,21 @@ def cost_chains(plan: Plan) -> list[list[Cost]]:
     def config(method):
         return tuple(sorted(comparison_config(method).items()))
 
-    return [[Cost(m, n, plan.cost_steps, plan.cost_warmup, plan.cost_batch, plan.cost_budget_seconds, config(m))
-             for n in sorted(plan.task_counts)] for m in plan.cost_methods]
+    return [[Cost(m, n, plan.cost_steps, plan.cost_warmup, plan.cost_batch, plan.cost_budget_seconds, config(m),
+                  tuple(plan.cost_shape)) for n in sorted(plan.task_counts)] for m in plan.cost_methods]
 
 
 # 1. Task Routing: sigma sweep
 def sigma_sweep(res: Results) -> list[dict]:
     rows = []
     for ds in res.plan.datasets:
-        paper = papers.TR_TABLE2.get(papers.TR_PAPER_DATASET.get(ds, ""), {})
+        kind = papers.TR_PAPER_DATASET.get(ds.split(":")[0], "")
+        paper = papers.TR_TABLE2.get(kind, {})
         for sigma in res.plan.sigmas:
-            results = res.runs(ds, "task_routing", **tr_config(sigma))
+            results = res.runs(ds, "task_routing", res.plan.optimiser("task_routing"), **tr_config(sigma))
             known = next((r for r in results if r is not None), None)
             row = {"dataset": ds, "sigma": float(sigma), "paper": paper.get(round(float(sigma), 1)),
-                   "paper_dataset": papers.TR_PAPER_DATASET.get(ds),
-                   "tasks": len(known["task_types"]) if known else None}
+                   "paper_dataset": kind or None, "tasks": len(known["task_types"]) if known else None}
             for key in ("accuracy", "precision", "recall", "r2", "score"):
                 row[key] = res.stat(results, lambda r, k=key: metrics_of(r)[k])
             row["warnings"] = sorted({w for r in results if r is not None for w in r.get("warnings", [])})
@@ -155,6 +184,10 @@ def sigma_sweep(res: Results) -> list[dict]:
 
 
 # 2. Task Routing with many tasks: cost
+COST_KEYS = ("step_ms", "steps_timed", "build_seconds", "task_updates", "part_bytes", "params", "param_bytes",
+             "optimizer_bytes", "peak_rss_growth")
+
+
 def many_tasks(res: Results) -> list[dict]:
     rows = []
     for chain in cost_chains(res.plan):
@@ -165,10 +198,7 @@ def many_tasks(res: Results) -> list[dict]:
             if "skipped" in result or "error" in result:
                 row["status"] = result.get("skipped") or f"failed: {result['error']}"
             else:
-                row.update(status="ran", **{k: result[k] for k in ("step_ms", "steps_timed", "build_seconds",
-                                                                    "params", "param_bytes", "optimizer_bytes",
-                                                                    "peak_rss_growth")},
-                           warnings=result.get("warnings", []))
+                row.update(status="ran", **{k: result[k] for k in COST_KEYS}, warnings=result.get("warnings", []))
             rows.append(row)
     return rows
 
@@ -196,14 +226,15 @@ def sfg_depth(res: Results) -> list[dict]:
 
 
 def sfg_vs_baselines(res: Results) -> list[dict]:
-    """SFG and the paper's three baselines on every compared dataset."""
+    """SFG, the paper's three baselines and SFG with no learned allocation, on every compared dataset."""
     rows = []
     for dataset in res.plan.datasets:
-        for strategy in ("sfg", "single_task", "hard_sharing", "cross_stitch"):
+        for method in ("sfg", "single_task", "hard_sharing", "cross_stitch", SFG_FIXED_NAME):
+            strategy, config = ("sfg", SFG_FIXED) if method == SFG_FIXED_NAME else (method, {})
             if strategy not in res.plan.strategies:
                 continue
-            results = res.runs(dataset, strategy)
-            rows.append({"dataset": dataset, "strategy": strategy,
+            results = res.runs(dataset, strategy, **config)
+            rows.append({"dataset": dataset, "method": method,
                          "score": res.stat(results, lambda r: r["test"]["score"]),
                          "accuracy": res.stat(results, lambda r: metrics_of(r)["accuracy"]),
                          "r2": res.stat(results, lambda r: metrics_of(r)["r2"]),
@@ -211,7 +242,7 @@ def sfg_vs_baselines(res: Results) -> list[dict]:
     return rows
 
 
-# 4. Selective Sharing: the four criteria
+# 4. Selective Sharing: the four criteria against hard sharing and the random control; the difficulty curve
 def group_labels(groups: list[list[str]], task_names: list[str]) -> list[int]:
     where = {t: g for g, members in enumerate(groups) for t in members}
     return [where[t] for t in task_names]
@@ -224,29 +255,33 @@ def ari(result: dict) -> float:
 
 
 def selective_sharing(res: Results) -> list[dict]:
-    rows = []
-    for name in ("single_task", "hard_sharing"):
-        if name not in res.plan.strategies:
-            continue
-        results = res.runs("digits", name)
-        rows.append({"method": name, "paper": papers.SS_OMNIART[name],
-                     "score": res.stat(results, lambda r: r["test"]["score"]),
-                     "params": res.stat(results, lambda r: r["params"]),
-                     "branches": res.stat(results, lambda r: len(r["task_types"])) if name == "hard_sharing" else None,
-                     "lock": None, "ari": None})
-    for criterion in res.plan.criteria:
-        results = res.runs("digits", "selective_sharing", criterion=criterion)
-        synthetic = res.runs("synthetic", "selective_sharing", criterion=criterion)
-        rows.append({"method": criterion, "paper": papers.SS_OMNIART.get(criterion),
-                     "score": res.stat(results, lambda r: r["test"]["score"]),
-                     "params": res.stat(results, lambda r: r["params"]),
-                     "branches": res.stat(results, lambda r: len(r["report"]["final_groups"])),
-                     "lock": res.stat(results, lambda r: r["report"]["lock_epoch"]),  # None: never locked
-                     "locked": sum(r is not None and r["report"]["lock_epoch"] is not None for r in results),
-                     "trained": sum(r is not None for r in results),
-                     "ari": res.stat(synthetic, ari),
-                     "synthetic_score": res.stat(synthetic, lambda r: r["test"]["score"])})
+    rows, ss = [], res.plan.optimiser("selective_sharing")
+    for ds in res.plan.datasets:
+        if "hard_sharing" in res.plan.strategies:
+            results = res.runs(ds, "hard_sharing", ss, epochs_of="selective_sharing")
+            rows.append({"dataset": ds, "method": "hard_sharing", "paper": papers.SS_OMNIART["hard_sharing"],
+                         "score": res.stat(results, lambda r: r["test"]["score"]),
+                         "params": res.stat(results, lambda r: r["params"]),
+                         "branches": res.stat(results, lambda r: len(r["task_types"])), "lock": None})
+        for criterion in res.plan.criteria:
+            results = res.runs(ds, "selective_sharing", ss, criterion=criterion)
+            rows.append({"dataset": ds, "method": criterion, "paper": papers.SS_OMNIART.get(criterion),
+                         "score": res.stat(results, lambda r: r["test"]["score"]),
+                         "params": res.stat(results, lambda r: r["params"]),
+                         "branches": res.stat(results, lambda r: len(r["report"]["final_groups"])),
+                         "lock": res.stat(results, lambda r: r["report"]["lock_epoch"]),  # None: never locked
+                         "locked": sum(r is not None and r["report"]["lock_epoch"] is not None for r in results),
+                         "trained": sum(r is not None for r in results),
+                         "groups": [r["report"]["final_groups"] for r in results if r is not None]})
     return rows
+
+
+def discovery_curve(res: Results) -> list[dict]:
+    """The ARI of every criterion's final groups on synthetic:own=<own>, per knob value (3 seeds: 3 problems)."""
+    ss = res.plan.optimiser("selective_sharing")
+    return [{"method": criterion, "own": float(own),
+             "ari": res.stat(res.runs(synthetic_name(own), "selective_sharing", ss, criterion=criterion), ari)}
+            for criterion in res.plan.criteria for own in res.plan.owns]
 
 
 # 5. Every strategy and baseline on the same problems
@@ -254,9 +289,9 @@ def all_strategies(res: Results) -> list[dict]:
     rows = []
     for ds in res.plan.datasets:
         for strategy in res.plan.strategies:
-            config = comparison_config(strategy)
-            results = res.runs(ds, strategy, **config)
-            rows.append({"dataset": ds, "strategy": strategy, "config": config,
+            config, train = comparison_config(strategy), comparison_train(res.plan, strategy)
+            results = res.runs(ds, strategy, train, **config)
+            rows.append({"dataset": ds, "strategy": strategy, "config": {**config, **train},
                          "epochs": res.plan.epochs_for(ds, strategy),
                          "score": res.stat(results, lambda r: r["test"]["score"]),
                          "params": res.stat(results, lambda r: r["params"]),

@@ -35,19 +35,21 @@ class Run:
     seed: int
     epochs: int
     config: tuple = ()  # sorted (key, value) pairs of strategy settings
+    train: tuple = ()  # sorted (key, value) pairs of trainer settings other than epochs (e.g. the optimiser)
 
     @property
     def settings(self) -> dict:
         return dict(self.config)
 
 
-def run(dataset: str, strategy: str, seed: int, epochs: int, **config) -> Run:
-    return Run(dataset, strategy, int(seed), int(epochs), tuple(sorted(config.items())))
+def run(dataset: str, strategy: str, seed: int, epochs: int, train: dict | None = None, **config) -> Run:
+    return Run(dataset, strategy, int(seed), int(epochs), tuple(sorted(config.items())),
+               tuple(sorted((train or {}).items())))
 
 
 @dataclass(frozen=True)
 class Cost:
-    """One cost measurement: a method's training step at `n_tasks` random binary tasks on 1x8x8 inputs."""
+    """One cost measurement: a method's training step at `n_tasks` random binary tasks on `shape` inputs."""
 
     method: str
     n_tasks: int
@@ -56,6 +58,7 @@ class Cost:
     batch: int
     budget_seconds: float
     config: tuple = ()
+    shape: tuple = (1, 8, 8)  # the input: the compared data sets' shape
 
 
 def jsonable(value):
@@ -74,7 +77,8 @@ def train(job: Run) -> dict:
     strategy = get_strategy(job.strategy)(problem, job.settings, job.seed)
     with warnings.catch_warnings(record=True) as caught:  # kept for the report, not printed by the worker
         warnings.simplefilter("always")
-        trainer = Trainer(problem, strategy, TrainConfig(epochs=job.epochs), seed=job.seed, quiet=True)
+        config = TrainConfig(epochs=job.epochs, **dict(job.train))
+        trainer = Trainer(problem, strategy, config, seed=job.seed, quiet=True)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             trainer.fit()
@@ -93,7 +97,7 @@ def train(job: Run) -> dict:
 
 # cost measurements
 def random_binary_problem(n_tasks: int, batch: int, shape=(1, 8, 8)) -> Problem:
-    """Digits-shaped random inputs with random binary labels: only the cost of a step is measured."""
+    """Random inputs of the given shape with random binary labels: only the cost of a step is measured."""
     rng = np.random.default_rng(0)
     data = tensor_dataset(rng.random((batch, *shape), dtype=np.float32), rng.integers(0, 2, (batch, n_tasks)))
     return Problem(f"random{n_tasks}", [Task(f"attr{i}", "binary") for i in range(n_tasks)], data, data, data,
@@ -128,6 +132,15 @@ def _tensor_bytes(value) -> int:
     return 0
 
 
+def part_bytes(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter bytes by top-level module (e.g. a trunk against per-task heads): where the growth comes from."""
+    parts: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        part = name.split(".")[0]
+        parts[part] = parts.get(part, 0) + _tensor_bytes(p)
+    return parts
+
+
 class Stepper:
     """Training steps exactly as the Trainer takes them (Trainer.train_step on the whole random batch), noting
     which tasks were trained."""
@@ -137,17 +150,19 @@ class Stepper:
         trainer.model.train()
         self.x, self.y = (t.to(trainer.device) for t in trainer.problem.train.tensors)
         self.trained: set[str] = set()
+        self.losses: list[int] = []  # task losses trained per step
 
     def __call__(self, tasks: list[str] | None = None) -> None:
         stepped = self.trainer.train_step(self.x, self.y, tasks)
         if stepped is not None:
             self.trained.update(stepped[0])
+            self.losses.append(len(stepped[0]))
 
 
 def measure_cost(job: Cost) -> dict:
     """Median CPU time of a step, parameter and Adam-state bytes once every task has been trained, and the
     growth of the process's peak resident memory."""
-    problem = random_binary_problem(job.n_tasks, job.batch)
+    problem = random_binary_problem(job.n_tasks, job.batch, job.shape)
     cls = get_strategy(job.method)  # imported before the clock and the memory baseline start
     baseline = reset_peak_rss()
     started = time.perf_counter()
@@ -159,21 +174,36 @@ def measure_cost(job: Cost) -> dict:
     step = Stepper(trainer)
     for _ in range(job.warmup):
         step()
+    step.losses.clear()
     times = []  # CPU seconds of this one-thread process: robust to other processes sharing the machine
     while len(times) < job.steps and (not times or time.perf_counter() - started < job.budget_seconds):
         t0 = time.process_time()
         step()
         times.append(time.process_time() - t0)
+    task_updates = statistics.mean(step.losses) if step.losses else float(job.n_tasks)
     for task in problem.task_names:  # Adam keeps state only for what was trained: train every task once
         if task not in step.trained:
             step([task])
     peak = _status_bytes("VmHWM")
     params = sum(p.numel() for p in trainer.model.parameters())
     return {"step_ms": 1e3 * statistics.median(times), "steps_timed": len(times), "build_seconds": build,
-            "params": params, "param_bytes": sum(_tensor_bytes(p) for p in trainer.model.parameters()),
+            "task_updates": task_updates, "part_bytes": part_bytes(trainer.model), "params": params,
+            "param_bytes": sum(_tensor_bytes(p) for p in trainer.model.parameters()),
             "optimizer_bytes": sum(_tensor_bytes(s) for s in trainer.optimizer.state.values()),
             "peak_rss_growth": None if baseline is None or peak is None else max(peak - baseline, 0),
             "seconds": time.perf_counter() - started, "warnings": sorted({str(w.message) for w in caught})}
+
+
+def extrapolate(counts: list[float], values: list[float], target: float, default: float, low: float = 1.0,
+                high: float | None = 3.0) -> float:
+    """values[-1] scaled to `target` as a power law of the count, its exponent from the last two measurements
+    (clamped to [low, high]; `default` with one measurement)."""
+    exponent = default
+    if len(counts) >= 2 and counts[-1] != counts[-2]:
+        ratio = max(values[-1], 1e-9) / max(values[-2], 1e-9)
+        exponent = max(math.log(ratio) / math.log(counts[-1] / counts[-2]), low)
+        exponent = exponent if high is None else min(exponent, high)
+    return values[-1] * (target / counts[-1]) ** exponent
 
 
 def over_budget(done: list[tuple[Cost, dict]], job: Cost, budget_bytes: float) -> str | None:
@@ -190,22 +220,18 @@ def over_budget(done: list[tuple[Cost, dict]], job: Cost, budget_bytes: float) -
         return f"not run: the smaller count ({last.n_tasks} tasks) was not measured"
     if result["steps_timed"] < last.steps:
         return f"not run: {last.n_tasks} tasks already exceeded the {last.budget_seconds:.0f} s budget"
-    scale = job.n_tasks / last.n_tasks
+    measured = [(c, r) for c, r in done[-2:] if "skipped" not in r and "error" not in r]
+    counts = [c.n_tasks for c, _ in measured]
 
-    def exponent(key: str, default: float) -> float:
-        if len(done) < 2 or "skipped" in done[-2][1] or "error" in done[-2][1]:
-            return default
-        (a, ra), (b, rb) = done[-2], done[-1]
-        ratio = max(rb[key], 1e-9) / max(ra[key], 1e-9)
-        return min(max(math.log(ratio) / math.log(b.n_tasks / a.n_tasks), 1.0), 3.0)
+    def grown(key: str, default: float) -> float:
+        return extrapolate(counts, [r[key] or 0.0 for _, r in measured], job.n_tasks, default)
 
-    seconds = (result["build_seconds"] * scale ** exponent("build_seconds", 2.0)
-               + (job.warmup + job.steps) * result["step_ms"] / 1e3 * scale ** exponent("step_ms", 2.0))
-    memory = (2 * result["param_bytes"] + result["optimizer_bytes"]) * scale  # parameters, gradients, Adam
+    seconds = grown("build_seconds", 2.0) + (job.warmup + job.steps) * grown("step_ms", 2.0) / 1e3
+    memory = (2 * result["param_bytes"] + result["optimizer_bytes"]) * job.n_tasks / last.n_tasks  # + gradients
     if result.get("peak_rss_growth"):  # activations and autograd graph too, where measured
-        memory = max(memory, result["peak_rss_growth"] * scale ** exponent("peak_rss_growth", 1.5))
+        memory = max(memory, grown("peak_rss_growth", 1.5))
     if seconds > job.budget_seconds:
         return f"not run: extrapolated {seconds:,.0f} s > budget {job.budget_seconds:.0f} s"
     if memory > budget_bytes:
-        return f"not run: extrapolated {memory / 1e9:.1f} GB > budget {budget_bytes / 1e9:.1f} GB"
+        return f"not run: extrapolated {memory / 1e9:.1f} GB > memory cap {budget_bytes / 1e9:.1f} GB"
     return None

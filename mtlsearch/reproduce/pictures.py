@@ -51,7 +51,7 @@ def sigma_curves(rows: list[dict], path: Path) -> str:
         ax.axvspan(0.2, 0.6, color="0.92", zorder=0)
         ax.set(title=f"this project: {ds} (mean ± std over seeds)", xlabel="sharing ratio sigma", ylabel="test metric")
         ax.legend(fontsize=8)
-        paper_name = papers.TR_PAPER_DATASET.get(ds)
+        paper_name = mine[0]["paper_dataset"]
         ax = axes[1, col]
         table = papers.TR_TABLE2.get(paper_name, {})
         for i, metric in enumerate(("accuracy", "precision", "recall")):
@@ -66,7 +66,7 @@ def sigma_curves(rows: list[dict], path: Path) -> str:
     return _save(fig, path)
 
 
-def many_tasks(rows: list[dict], path: Path) -> str:
+def many_tasks(rows: list[dict], path: Path, shape: tuple = (1, 8, 8)) -> str:
     """Step time and memory against the task count; counts a method was not run at are marked at the top."""
     fig = Figure(figsize=(11, 5), layout="constrained")
     time_ax, mem_ax = fig.subplots(1, 2)
@@ -102,7 +102,7 @@ def many_tasks(rows: list[dict], path: Path) -> str:
         ax.set_ylim(top=ax.get_ylim()[1] * 3)  # room for the 'not run' marks
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
-    time_ax.set_title("one training step, batch 64, 1x8x8 inputs")
+    time_ax.set_title(f"one training step, batch 64, {'x'.join(map(str, shape))} inputs")
     mem_ax.set_title("memory once every task has been trained")
     return _save(fig, path)
 
@@ -119,6 +119,8 @@ def sfg_depth(rows: list[dict], path: Path) -> str:
                color="tab:blue", alpha=0.8, label="end of training")
         ax.plot(depth, [r["first_share"].mean for r in mine], "o", color="black", markerfacecolor="none",
                 label="after epoch 1")
+        ax.axhline(mine[0]["tasks"] / (mine[0]["tasks"] + 1), color="tab:red", linestyle="--", linewidth=1,
+                   label="chance T/(T+1)")
         ax.set_xticks(depth)
         ax.set_xticklabels([f"{r['layer']}\n{r['type']} {r['width']}" for r in mine], fontsize=8)
         ax.set(ylim=(0, 1.05), xlabel="layer (depth)", ylabel="task-specific share of kernels",
@@ -129,49 +131,44 @@ def sfg_depth(rows: list[dict], path: Path) -> str:
 
 
 def selective_sharing(rows: list[dict], path: Path) -> str:
-    """Score, parameters, branches and lock epoch per criterion on digits; ARI on synthetic."""
-    criteria = [r for r in rows if r["method"] not in ("single_task", "hard_sharing")]
-    refs = {r["method"]: r for r in rows if r["method"] in ("single_task", "hard_sharing")}
-    names = [r["method"] for r in criteria]
-    x = np.arange(len(names))
-    fig = Figure(figsize=(11, 6.5), layout="constrained")
-    (score_ax, param_ax), (branch_ax, ari_ax) = fig.subplots(2, 2)
+    """Per dataset: score and parameters of hard sharing, each criterion and the random control."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig = Figure(figsize=(11, 3.4 * max(len(datasets), 1)), layout="constrained")
+    axes = fig.subplots(max(len(datasets), 1), 2, squeeze=False)
+    for (score_ax, param_ax), ds in zip(axes, datasets):
+        mine = [r for r in rows if r["dataset"] == ds]
+        x = np.arange(len(mine))
+        colours = ["black" if r["method"] == "hard_sharing" else "tab:gray" if r["method"] == "random"
+                   else "tab:blue" for r in mine]
+        for ax, key, scale in ((score_ax, "score", 1.0), (param_ax, "params", 1e-3)):
+            stats = [r[key] for r in mine]
+            ax.bar(x, [s.mean * scale if s.n else 0 for s in stats], 0.6, yerr=[s.std * scale for s in stats],
+                   capsize=4, color=colours)
+            ax.set_xticks(x)
+            ax.set_xticklabels([r["method"] for r in mine], fontsize=8)
+        scores = [r["score"].mean for r in mine if r["score"].n]
+        if scores:
+            score_ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.005, max(scores) + 0.02))
+        score_ax.set_title(f"{ds}: test score")
+        param_ax.set_title(f"{ds}: parameters (thousands)")
+    fig.suptitle("Selective Sharing: criteria (blue), the random control (grey), hard sharing (black); "
+                 "mean ± std over seeds")
+    return _save(fig, path)
 
-    def bars(ax, key, colour, scale=1.0, offset=0.0, width=0.6, label=None):
-        stats = [r[key] if isinstance(r[key], Stat) else Stat.of([]) for r in criteria]
-        ax.bar(x + offset, [s.mean * scale if s.n else 0 for s in stats], width,
-               yerr=[s.std * scale for s in stats], capsize=4, color=colour, label=label)
 
-    bars(score_ax, "score", "tab:blue")
-    bars(param_ax, "params", "tab:green", scale=1e-3)
-    bars(branch_ax, "branches", "tab:orange", offset=-0.2, width=0.4, label="branches")
-    bars(branch_ax, "lock", "tab:gray", offset=0.2, width=0.4, label="lock epoch")
-    bars(ari_ax, "ari", "tab:purple")
-    for i, r in enumerate(criteria):
-        if isinstance(r.get("lock"), Stat) and not r["lock"].n:
-            branch_ax.annotate("not\nlocked", (x[i] + 0.2, 0), xytext=(0, 3), textcoords="offset points", ha="center",
-                               va="bottom", fontsize=7, color="tab:gray")
-    if "hard_sharing" in refs and refs["hard_sharing"]["branches"] is not None:
-        branch_ax.axhline(refs["hard_sharing"]["branches"].mean, color="black", linestyle="--",
-                          label="hard_sharing branches")
-    for method, style in (("hard_sharing", "--"), ("single_task", ":")):
-        if method in refs:
-            score_ax.axhline(refs[method]["score"].mean, color="black", linestyle=style, label=method)
-            param_ax.axhline(refs[method]["params"].mean / 1e3, color="black", linestyle=style, label=method)
-    scores = [r["score"].mean for r in criteria if r["score"].n] + [r["score"].mean for r in refs.values()]
-    if scores:
-        low = min(scores)
-        score_ax.set_ylim(max(0.0, low - 2 * (1 - low) - 0.01), 1.005)
-    for ax, title in ((score_ax, "digits: test score"), (param_ax, "digits: parameters (thousands)"),
-                      (branch_ax, "digits: branches and lock epoch"), (ari_ax, "synthetic: adjusted Rand index")):
-        ax.set_xticks(x)
-        ax.set_xticklabels(names)
-        ax.set_title(title)
-        if ax is not ari_ax:
-            ax.legend(fontsize=8)
-    ari_ax.set_ylim(-0.2, 1.05)
-    ari_ax.axhline(0, color="black", linewidth=0.8)
-    fig.suptitle("Selective Sharing: the four clustering criteria (mean ± std over seeds)")
+def discovery_curve(rows: list[dict], path: Path) -> str:
+    """ARI against the planted groups of synthetic as the knob own grows, one line per criterion."""
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["own"])
+        _errorbar(ax, [r["own"] for r in mine], [r["ari"] for r in mine], marker="o",
+                  linestyle="--" if method == "random" else "-",
+                  label=method + (" (control)" if method == "random" else ""))
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="own: each task's own function relative to its group's", ylim=(-0.4, 1.05),
+           ylabel="adjusted Rand index vs planted groups", title="Selective Sharing on synthetic (mean ± std)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
