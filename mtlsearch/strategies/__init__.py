@@ -17,6 +17,7 @@ BUILTIN.update({  # imported on first use: these modules pull in their own libra
     "task_routing": "mtlsearch.strategies.task_routing:TaskRouting",
     "sfg": "mtlsearch.strategies.sfg:StochasticFilterGroups",
     "selective_sharing": "mtlsearch.strategies.selective_sharing:SelectiveSharing",
+    "task_affinity": "mtlsearch.strategies.task_affinity:TaskAffinity",
 })
 BASELINES = ("single_task", "hard_sharing", "cross_stitch")
 REGISTERED: dict[str, type[Strategy]] = {}  # what `register_strategy` added in this process
