@@ -16,6 +16,7 @@ from torch import nn
 
 from ..backbones.layers import LayerSpec, build_layer
 from ..nn import TaskBatchNorm
+from .fused import FusedPlan, fusable
 from .graph import SharingStructure, edge_fan
 
 
@@ -126,7 +127,8 @@ def fit_norm_statistics(structure: SharingStructure, weights: dict[str, torch.Te
 
 
 class BlockNetwork(nn.Module):
-    """forward(x, tasks=None) -> {task: output}; only the blocks the requested tasks use are run."""
+    """forward(x, tasks=None) -> {task: output}; only the blocks the requested tasks use are run. In eval mode
+    all tasks run through `FusedPlan`: the blocks of a layer as one convolution where that is cheaper."""
 
     def __init__(self, structure: SharingStructure):
         super().__init__()
@@ -160,9 +162,24 @@ class BlockNetwork(nn.Module):
                                         f"rows_{key}_{cls}" if node in rows else None))
         self.heads = {g.nodes[n]["task"]: n for n in self.order if g.nodes[n]["kind"] == "head"}
         self.inputs = {n for n in self.order if g.nodes[n]["op"]["type"] == "input"}
+        self.block_keys = {node: module_key(node) for node in self.order if module_key(node) in self.blocks}
+        self.fused = FusedPlan(self) if fusable(self) else None
 
     def forward(self, x: torch.Tensor, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
         wanted = set(self.task_names if tasks is None else tasks)
+        fused = not self.training and self.fused is not None and wanted == set(self.task_names)
+        values = self.fused.forward(x) if fused else self.run_blocks(x, wanted)
+        outputs = {}
+        for task in (self.task_names if tasks is None else tasks):
+            node = self.heads[task]
+            cls = next(c for c, (ts, *_) in enumerate(self.plan[node]) if task in ts)
+            # a fused step's outputs are slices of one tensor: each task gets its own (safetensors refuses views)
+            outputs[task] = values[node, cls].clone(memory_format=torch.contiguous_format) if fused \
+                else values[node, cls]
+        return outputs
+
+    def run_blocks(self, x: torch.Tensor, wanted: set[str]) -> dict[tuple[str, int], torch.Tensor]:
+        """Each (node, input class) the wanted tasks use, one block call each."""
         values: dict[tuple[str, int], torch.Tensor] = {}
         for node in self.order:
             for cls, (node_tasks, sources, columns, rows) in enumerate(self.plan[node]):
@@ -174,9 +191,4 @@ class BlockNetwork(nn.Module):
                 block = self.blocks[module_key(node)]
                 values[node, cls] = block([values[s] for s in sources], getattr(self, columns) if columns else None,
                                           getattr(self, rows) if rows else None)
-        outputs = {}
-        for task in (self.task_names if tasks is None else tasks):
-            node = self.heads[task]
-            cls = next(c for c, (ts, *_) in enumerate(self.plan[node]) if task in ts)
-            outputs[task] = values[node, cls]
-        return outputs
+        return values

@@ -1,0 +1,117 @@
+"""Every fast path computes what the plain path computes: fused frozen models, sparse Task Routing evaluation,
+SFG's training step."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mtlsearch.reproduce.measure import random_binary_problem
+from mtlsearch.strategies import get_strategy
+from mtlsearch.structure.freeze import freeze
+from mtlsearch.structure.fused import Step
+from mtlsearch.structure.frozen import export_program, load_frozen, save_frozen
+from mtlsearch.training import TrainConfig, Trainer
+
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
+TOLERANCE = 1e-5
+
+
+def trained(name: str, config: dict, tasks: int = 4, backbone: str = "cnn", shape=(1, 8, 8)):
+    """(strategy, model in eval mode, problem) after one epoch on random data, so statistics are not the initial."""
+    problem = random_binary_problem(tasks, 96, shape)
+    strategy = get_strategy(name)(problem, config, 0)
+    trainer = Trainer(problem, strategy, TrainConfig(backbone=backbone, epochs=1, batch_size=32), quiet=True,
+                      device="cpu")
+    trainer.train_epoch()
+    return strategy, trainer.model.eval(), problem
+
+
+def by_task(network, values: dict) -> dict:
+    """The head outputs of `network` from run_blocks' {(node, class): value}."""
+    return {t: values[node, 0] for t, node in network.heads.items()}
+
+
+def biggest_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[t] - b[t]).abs().max()) for t in a)
+
+
+@pytest.fixture(scope="module")
+def exports(single_thread_torch):
+    """Frozen SFG argmax models (T = 2 and 10, Dirichlet start so every group has kernels) and a Task Routing one."""
+    out = {}
+    for label, name, config, tasks in (("sfg2", "sfg", {"p_init": "dirichlet"}, 2),
+                                       ("sfg10", "sfg", {"p_init": "dirichlet"}, 10),
+                                       ("task_routing", "task_routing", {"sigma": 0.4}, 6)):
+        strategy, model, problem = trained(name, config, tasks)
+        structure, weights = strategy.structure(model)
+        out[label] = (model, freeze(structure, weights).eval(), weights, problem.test.tensors[0][:40])
+    return out
+
+
+@pytest.mark.parametrize("label", ["sfg2", "sfg10", "task_routing"])
+def test_fused_frozen_model_equals_its_blocks_and_the_trained_model(exports, label):
+    model, frozen, _, x = exports[label]
+    merged = [step for step in frozen.fused.steps if isinstance(step, Step) and len(step.members) > 1]
+    assert merged, "some blocks of a layer run as one step"
+    with torch.no_grad():
+        fused, blocks, reference = frozen(x), by_task(frozen, frozen.run_blocks(x, set(frozen.task_names))), model(x)
+    assert biggest_difference(fused, blocks) < TOLERANCE
+    assert biggest_difference(fused, reference) < TOLERANCE
+
+
+def test_sfg_layer_runs_as_one_convolution(exports):
+    """Each SFG trunk layer's blocks (shared and one per task group) are one step: the call count of hard sharing."""
+    _, frozen, _, _ = exports["sfg10"]
+    layers = {}
+    for step in frozen.fused.steps:
+        node = step.members[0][0] if isinstance(step, Step) else step[0]
+        layers.setdefault(frozen.structure.graph.nodes[node]["layer"], []).append(step)
+    assert all(len(layers[layer]) == 1 for layer in (1, 2))
+
+
+def test_fused_weights_follow_changes_and_are_never_saved(exports, tmp_path):
+    _, frozen, weights, x = exports["sfg2"]
+    assert set(frozen.state_dict()) == set(weights)  # the weights file keeps one entry per block
+    with torch.no_grad():
+        before = frozen(x)
+        for p in frozen.parameters():
+            p.mul_(0.9)
+        after = frozen(x)
+        assert biggest_difference(after, by_task(frozen, frozen.run_blocks(x, set(frozen.task_names)))) < TOLERANCE
+        assert biggest_difference(before, after) > 1e-3
+        frozen.load_state_dict(weights)
+    save_frozen(frozen, tmp_path)
+    program = torch.export.load(tmp_path / "model.pt2").module()
+    loaded = load_frozen(tmp_path).eval()
+    with torch.no_grad():
+        reference = frozen(x)
+        assert biggest_difference(loaded(x), reference) < TOLERANCE
+        assert biggest_difference(dict(zip(frozen.task_names, program(x))), reference) < TOLERANCE
+
+
+def test_exported_program_of_a_task_routing_model(exports):
+    _, frozen, _, x = exports["task_routing"]
+    program = export_program(frozen, list(x.shape[1:])).module()
+    with torch.no_grad():
+        assert biggest_difference(dict(zip(frozen.task_names, program(x))), frozen(x)) < TOLERANCE
+
+
+@pytest.mark.parametrize("config", [{"sigma": 0.4}, {"sigma": 0.5, "mask_mode": "knockout"},
+                                    {"sigma": 0.3, "route_linear": True}, {"sigma": [0.0, 1.0]}])
+def test_sparse_task_routing_evaluation_equals_the_masked_loop(config):
+    """Eval runs every task through its active channels only (gathered weights narrower than the layer); the
+    outputs are those of the masked model run one task at a time."""
+    _, model, problem = trained("task_routing", config, tasks=5)
+    x = problem.test.tensors[0][:48]
+    sparse = model.sparse
+    with torch.no_grad():
+        together, alone = model(x), {t: model(x, [t])[t] for t in model.task_names}
+        model.sparse = None  # the masked pass: every channel computed, then multiplied by the task's mask
+        masked = {t: model(x, [t])[t] for t in model.task_names}
+        model.sparse = sparse
+    assert biggest_difference(together, masked) < TOLERANCE
+    assert biggest_difference(alone, masked) < TOLERANCE
+    if config.get("mask_mode") != "knockout" and config["sigma"] == 0.4:
+        second = sparse.gathered()[1][0]  # [tasks, K_out, K_in, k, k] of the second conv
+        assert second.shape[1] < model.trunk[1].spec.width and second.shape[2] < model.trunk[0].spec.width
