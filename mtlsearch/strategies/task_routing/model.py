@@ -14,6 +14,7 @@ from ...problems import Task
 from .heads import TaskHeads
 from .masks import TaskConditioned, TaskRoutingLayer
 from .norm import TaskBalancedBatchNorm, input_classes
+from .sparse import sparse_evaluation
 
 
 class TaskRoutedNetwork(nn.Module):
@@ -21,8 +22,9 @@ class TaskRoutedNetwork(nn.Module):
 
     With one task this is Algorithm 1 (that task's masks and head). With G tasks the first TRL fans the batch out
     to G copies ([G*B, ...], task-major) and every TRL applies each group's own mask. In eval mode the tasks run
-    in chunks, each one batched pass, whose widest activation holds at most `fold_budget` numbers: on a CPU a
-    fold that falls out of the caches is slower than two smaller ones (measured on VGG-11). Trunk batch norms
+    in chunks, each one batched pass through the tasks' active channels only (SparseEvaluation), whose widest
+    activation holds at most `fold_budget` numbers: on a CPU a fold that falls out of the caches is slower than two
+    smaller ones (measured on VGG-11). Trunk batch norms
     keep running statistics per task (see TaskBalancedBatchNorm).
     """
 
@@ -43,6 +45,7 @@ class TaskRoutedNetwork(nn.Module):
             if isinstance(unit.norm, TaskBalancedBatchNorm):
                 unit.norm.set_classes(unit_classes)
         self.heads = TaskHeads(backbone.branch, math.prod(backbone.trunk_shape), [t.out_features for t in tasks])
+        self.sparse = sparse_evaluation(self)
 
     def routing_layers(self) -> dict[int, TaskRoutingLayer]:
         """Trunk unit index -> its TRL."""
@@ -59,7 +62,10 @@ class TaskRoutedNetwork(nn.Module):
         return outputs
 
     def run(self, x: torch.Tensor, tasks: list[int]) -> list[torch.Tensor]:
-        """One pass: set the active tasks (the paper's set_active_task), run the trunk, then the heads on [G, B, F]."""
+        """One pass: set the active tasks (the paper's set_active_task), run the trunk, then the heads on [G, B, F].
+        Eval mode runs each task through its active channels only (SparseEvaluation): the same outputs."""
+        if not self.training and self.sparse is not None:
+            return self.sparse.run(x, tasks)
         groups = len(tasks)
         index = torch.tensor(tasks, device=x.device)
         for module in self.trunk.modules():
