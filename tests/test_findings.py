@@ -76,9 +76,11 @@ def test_scaling_is_compared_per_task_update():
     cs = [cost("cross_stitch", 10, 60, 20, 1000), cost("cross_stitch", 100, 6000, 200, 30_000)]
     finding = F.scaling_finding(tr + cs, machine_bytes=24 * GB)
     assert finding.verdict == F.PARTLY and "6.0, 60.0 ms per task-update" in finding.text
-    none = [cost("task_routing", 10, 6.0, 10, 50), cost("task_routing", 312, 0, 0, 0, status="failed: x")]
+    none = [cost("task_routing", 10, 6.0, 10, 50), cost("task_routing", 312, 0, 0, 0, status="failed: x")]  # one ran
     assert F.scaling_finding(none + [cost("cross_stitch", 10, 5, 1, 10)], machine_bytes=24 * GB).verdict == F.NOT
     assert F.scaling_finding([], machine_bytes=24 * GB).verdict == F.UNMEASURED
+    failed = [cost("task_routing", n, 0, 0, 0, status="failed: x") for n in (10, 312)]
+    assert F.scaling_finding(failed, machine_bytes=24 * GB).verdict == F.UNMEASURED
 
 
 def test_extrapolation_is_a_power_law_of_the_last_two_counts():

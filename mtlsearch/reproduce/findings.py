@@ -148,9 +148,9 @@ def scaling_finding(rows: list[dict], machine_bytes: float) -> Finding:
     title = "Task Routing scales to many tasks; cross-stitch does not"
     tr = [r for r in rows if r["method"] == "task_routing"]
     cs = [r for r in rows if r["method"] == "cross_stitch"]
-    if not tr:
-        return Finding(title, papers.TR_SCALING_CLAIM, UNMEASURED, "No measurement.", SCALING_RULE)
     ran = [r for r in tr if r["status"] == "ran"]
+    if not ran:
+        return Finding(title, papers.TR_SCALING_CLAIM, UNMEASURED, "No Task Routing measurement.", SCALING_RULE)
     largest = max(r["n_tasks"] for r in rows)
     parts, held = [], []
     if len(ran) == len(tr) and len(ran) >= 2:

@@ -51,7 +51,7 @@ SS_OMNIART = {
 SS_MNIST_SIMILARITY_ACCURACY = 99.0
 SS_CLAIM = "fewer parameters than the hard-sharing (MTL) baseline at equal or better accuracy"
 SS_RANDOM_CLAIM = ("every criterion improves on the random control ('a constant improvement over this method in all "
-                   "cases', supplementary)")
+                   "cases', supplemental material A.2)")
 
 # Stochastic Filter Groups (000_*, 003_*: poster and abstract; no tables in the seed texts).
 SFG_DEPTH_CLAIM = "the ratio of task-specific groups increases with layer depth (UTKFace and prostate MRI)"

@@ -178,7 +178,8 @@ def section_selective_sharing(rows, curve, plan, figures) -> tuple[str, list[F.F
                                   for m in curve_header[1:]]
                   for own in dict.fromkeys(r["own"] for r in curve)]
     text = ("Selective Sharing with each clustering criterion next to hard sharing (MTL), every run with the "
-            f"paper's optimiser ({_optimiser(plan, 'selective_sharing')}) and the same epochs; random is the "
+            f"paper's optimiser ({_optimiser(plan, 'selective_sharing')}) and Selective Sharing's epochs (hard "
+            "sharing here is its own run, not the Adam run of sections 3 and 5); random is the "
             "paper's control (groups of the sizes similarity finds, filled at random). On mnist-5k the tasks are the "
             "paper's MNIST set-up (10 one-vs-all tasks; its accuracy with similarity "
             f"{papers.SS_MNIST_SIMILARITY_ACCURACY:.1f}%). The paper's columns are its OmniArt table (7 tasks; mean "
@@ -250,9 +251,12 @@ def write_report(results: Results, out_dir: Path, seconds: float, command: str) 
 def _not_reproduced(found: list[F.Finding]) -> str:
     """The summary's plain sentence on what did not reproduce."""
     missed = [f"{f.title} ({f.verdict})" for f in found if f.verdict in (F.NOT, F.PARTLY)]
-    if not missed:
-        return "Every finding reproduced by its rule."
-    return "Did not reproduce fully: " + "; ".join(missed) + ". Each section gives the numbers behind its verdict."
+    unmeasured = [f.title for f in found if f.verdict == F.UNMEASURED]
+    text = ("Did not reproduce fully: " + "; ".join(missed) + "." if missed
+            else "Every measured finding reproduced by its rule.")
+    if unmeasured:
+        text += " Not measured (runs failed or were not run): " + "; ".join(unmeasured) + "."
+    return text + " Each section gives the numbers behind its verdict."
 
 
 def header(plan, seconds: float, command: str) -> str:
