@@ -119,6 +119,15 @@ def _show(args) -> None:
     print(summary(structure))
 
 
+def _compare(args) -> None:
+    from .structure.compare import compare, describe
+
+    result = compare(args.run_dirs, args.out, args.overwrite)
+    print(describe(result))
+    if args.out:
+        print(f"written to {args.out}: compare.json, compare.png")
+
+
 DEBUG_HELP = "when your own code (a module:attribute dataset) fails, show its traceback"
 
 
@@ -168,6 +177,12 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("show", help="print a structure's summary: parameters per task, sharing per layer, groups")
     w.add_argument("path", metavar="RUN_DIR", help="a run or frozen-model directory, or a structure .json/.graphml")
     w.set_defaults(run=_show)
+    c = sub.add_parser("compare", help="compare the task groupings runs on one problem imply (adjusted Rand index)")
+    c.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of any strategies, or a search "
+                   "directory (its best trial of each strategy)")
+    c.add_argument("--out", help="write compare.json and compare.png into this directory")
+    c.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    c.set_defaults(run=_compare)
     search_commands.add_commands(sub)
     reproduce_commands.add_commands(sub)
     sub.add_parser("datasets", help="list the datasets").set_defaults(run=_datasets)
