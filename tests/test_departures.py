@@ -63,52 +63,33 @@ def test_sgd_training_resumes_exactly_with_its_momentum_buffers(digits):
 
 
 # Task Routing: each task's batch-norm statistics
-def test_a_task_running_statistics_average_its_own_batches_however_rarely_it_is_drawn():
-    """12 tasks, one per batch, every task its own input class (past a routed layer). Task 0 sees batches of mean
-    1, 2, ..., 12: the mean of its first 10 (5.5), then moves by momentum 0.1: 6.05, 6.645. Task 1's one batch
-    (mean -4) is its statistic; tasks never drawn keep 0 and 1. (A rate of min(1, 0.1 * 12) would keep task 0's
-    last batch, 12; a plain BatchNorm per task would still carry its start at 0.)"""
+def test_with_ten_or_more_tasks_a_task_statistics_are_its_last_batch():
+    """12 tasks, one per batch, every task its own input class (past a routed layer): the rate min(1, 0.1 * 12)
+    is 1, so task 0's statistics are its last batch's (mean 3), task 1's its one batch's; tasks never drawn keep
+    0 and 1. (Measured against a per-task moving average: over the same weights the last batch scored higher.)"""
     norm = TaskBalancedBatchNorm(2, 12)
     norm.set_classes(torch.arange(12).numpy())
     norm.train()
     spread = torch.tensor([-1.0, 1.0]).repeat(4).view(8, 1, 1, 1).expand(8, 2, 1, 1)  # unbiased variance 8/7
-    draws = [(0, float(m)) for m in range(1, 13)]
-    draws.insert(3, (1, -4.0))
-    for task, mean in draws:
+    for task, mean in ((0, 1.0), (1, -4.0), (0, 3.0)):
         norm.set_active([task], torch.tensor([task]))
         norm(mean + spread)
     expected_mean, expected_var = torch.zeros(12, 2), torch.ones(12, 2)
-    expected_mean[0], expected_mean[1] = 0.9 * (0.9 * 5.5 + 0.1 * 11) + 0.1 * 12, -4.0
-    expected_var[:2] = 8 / 7
-    assert torch.allclose(norm.running_mean, expected_mean, atol=1e-5)
-    assert torch.allclose(norm.running_var, expected_var, atol=1e-5)
-    assert norm.task_batches.tolist() == [12, 1] + [0] * 10
+    expected_mean[0], expected_mean[1], expected_var[:2] = 3.0, -4.0, 8 / 7
+    assert torch.allclose(norm.running_mean, expected_mean, atol=1e-6)
+    assert torch.allclose(norm.running_var, expected_var, atol=1e-6)
+    assert norm.task_seen.tolist() == [True, True] + [False] * 10
 
 
-def test_a_layer_every_task_reaches_alike_is_one_batch_norm():
-    """Before the first routed layer every task sees the same activations: every batch moves every task's row,
-    exactly as one BatchNorm2d with a cumulative average (its first 1/momentum batches), whichever task is drawn."""
-    norm, reference = TaskBalancedBatchNorm(3, 12), torch.nn.BatchNorm2d(3, momentum=None)
-    torch.manual_seed(0)
-    for step in range(5):
-        x = torch.randn(16, 3, 4, 4) * (step + 1) + step
-        norm.set_active([step % 12], torch.tensor([step % 12]))
-        assert torch.allclose(norm(x), reference(x), atol=1e-5)
-    for row in range(12):
-        assert torch.allclose(norm.running_mean[row], reference.running_mean, atol=1e-6)
-        assert torch.allclose(norm.running_var[row], reference.running_var, atol=1e-5)
-    norm.eval(), reference.eval()
-    norm.set_active([7], torch.tensor([7]))
-    x = torch.randn(16, 3, 4, 4)
-    assert torch.allclose(norm(x), reference(x), atol=1e-5)
-
-
-def test_a_checkpoint_with_the_older_seen_flags_still_loads():
-    norm = TaskBalancedBatchNorm(2, 3)
-    state = {k: v for k, v in norm.state_dict().items() if k != "task_batches"}
-    state["task_seen"] = torch.tensor([True, False, True])
-    norm.load_state_dict(state)
-    assert norm.task_batches.tolist() == [10, 0, 10] and norm.task_seen.tolist() == [True, False, True]
+def test_with_three_tasks_a_task_average_moves_by_momentum_times_three():
+    """3 tasks, one per batch: each task is drawn about every third batch, so its average moves by 0.3."""
+    norm = TaskBalancedBatchNorm(1, 3)
+    norm.set_classes(torch.arange(3).numpy())
+    norm.train()
+    for mean in (1.0, 2.0):
+        norm.set_active([0], torch.tensor([0]))
+        norm(mean + torch.tensor([-1.0, 1.0]).view(2, 1))
+    assert torch.allclose(norm.running_mean[0], torch.tensor([0.7 * 0.3 * 1.0 + 0.3 * 2.0]))
 
 
 # SFG without a learned allocation

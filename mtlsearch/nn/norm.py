@@ -33,8 +33,8 @@ class TaskBatchNorm(nn.Module):
         if not self.training:
             mean, var = self.eval_statistics()
             return F.batch_norm(x, mean[first], var[first], weight, bias, False, 0.0, self.eps)
-        rate = self._count(rows)
-        if len(rows) == 1 and not isinstance(rate, torch.Tensor):  # batch_norm moves the row in place
+        rate = self._count(len(rows))
+        if len(rows) == 1:  # batch_norm moves the row in place
             return F.batch_norm(x, self.running_mean[first], self.running_var[first], weight, bias, True, rate,
                                 self.eps)
         mean, var = torch.zeros_like(self.running_mean[0]), torch.ones_like(self.running_var[0])
@@ -58,7 +58,7 @@ class TaskBatchNorm(nn.Module):
         """x [B, tasks*C, ...]: every task's C channels side by side, each task's normalised with its own
         statistics; one batch_norm over the stack (a BatchNorm of tasks*C channels); weight and bias [tasks*C]."""
         weight, bias = self._affine(weight, bias)
-        rate = self._count(None) if self.training else 0.0
+        rate = self._count(len(self.running_mean)) if self.training else 0.0
         return F.batch_norm(x, self.running_mean.view(-1), self.running_var.view(-1), weight, bias, self.training,
                             rate, self.eps)
 
@@ -71,20 +71,19 @@ class TaskBatchNorm(nn.Module):
         dims = [1] + list(range(3, groups.dim()))
         mean, var = groups.mean(dims), groups.var(dims, unbiased=False)
         n = groups[0].numel() // groups.shape[2]  # samples per channel in a group
-        self.update(rows, mean.detach(), var.detach() * n / max(n - 1, 1), self._count(rows))
+        self.update(rows, mean.detach(), var.detach() * n / max(n - 1, 1), self._count(len(rows)))
         return mean, var
 
     @torch.no_grad()
-    def update(self, rows: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, rate: float | torch.Tensor) -> None:
+    def update(self, rows: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, rate: float) -> None:
         """Moves rows `rows` of the running statistics towards a batch's mean and unbiased variance ([len(rows), C],
-        or [C] for all of them): statistic <- lerp(statistic, batch, rate), one rate or one per row."""
+        or [C] for all of them): statistic <- lerp(statistic, batch, rate)."""
         for stats, batch in ((self.running_mean, mean), (self.running_var, var)):
             stats.index_copy_(0, rows, torch.lerp(stats[rows], batch, rate))
 
-    def rate(self, rows: torch.Tensor | None) -> float | torch.Tensor:
-        """How far a training batch moves rows `rows` (None: every row): `momentum`, or 1 / batches so far (a
-        cumulative average) when momentum is None, as in torch's BatchNorm. A subclass may give one rate per row
-        ([len(rows), 1]) where `rows` is a tensor."""
+    def rate(self, batch_tasks: int) -> float:
+        """How far a training batch of `batch_tasks` tasks moves their rows: `momentum`, or 1 / batches so far
+        (a cumulative average) when momentum is None, as in torch's BatchNorm."""
         if self.momentum is None:
             return 1.0 / float(self.num_batches_tracked)
         return self.momentum
@@ -98,9 +97,9 @@ class TaskBatchNorm(nn.Module):
         self.running_var.fill_(1.0)
         self.num_batches_tracked.zero_()
 
-    def _count(self, rows: torch.Tensor | None) -> float | torch.Tensor:
+    def _count(self, batch_tasks: int) -> float:
         self.num_batches_tracked.add_(1)
-        return self.rate(rows)
+        return self.rate(batch_tasks)
 
     def _affine(self, weight: torch.Tensor | None, bias: torch.Tensor | None):
         return self.weight if weight is None else weight, self.bias if bias is None else bias
