@@ -76,7 +76,8 @@ def many_tasks(rows: list[dict], path: Path, shape: tuple = (1, 8, 8)) -> str:
         ran = [r for r in mine if r["status"] == "ran"]
         if ran:
             n = [r["n_tasks"] for r in ran]
-            time_ax.plot(n, [r["step_ms"] for r in ran], color=colour, marker=marker, label=label)
+            time_ax.plot(n, [r["step_ms"] / r["task_updates"] for r in ran], color=colour, marker=marker,
+                         label=label)
             mem_ax.plot(n, [(r["param_bytes"] + r["optimizer_bytes"]) / 1e6 for r in ran], color=colour,
                         marker=marker, label=f"{label}: parameters + Adam state")
             rss = [(r["n_tasks"], r["peak_rss_growth"] / 1e6) for r in ran if r.get("peak_rss_growth")]
@@ -91,7 +92,8 @@ def many_tasks(rows: list[dict], path: Path, shape: tuple = (1, 8, 8)) -> str:
             ax.annotate(f"{label.split(' (')[0]} not run", (skipped[0], height), xycoords=ax.get_xaxis_transform(),
                         xytext=(-6, 0), textcoords="offset points", ha="right", va="center", fontsize=7,
                         color=colour)
-    for ax, ylabel in ((time_ax, "training step: CPU ms, one thread (median)"), (mem_ax, "memory (MB)")):
+    for ax, ylabel in ((time_ax, "CPU ms per task-update (median step / tasks it trains)"),
+                       (mem_ax, "memory (MB)")):
         ax.set(xscale="log", yscale="log", xlabel="binary tasks", ylabel=ylabel)
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -102,7 +104,7 @@ def many_tasks(rows: list[dict], path: Path, shape: tuple = (1, 8, 8)) -> str:
         ax.set_ylim(top=ax.get_ylim()[1] * 3)  # room for the 'not run' marks
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
-    time_ax.set_title(f"one training step, batch 64, {'x'.join(map(str, shape))} inputs")
+    time_ax.set_title(f"per task-update, batch 64, {'x'.join(map(str, shape))} inputs")
     mem_ax.set_title("memory once every task has been trained")
     return _save(fig, path)
 
