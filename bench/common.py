@@ -1,13 +1,18 @@
-"""What the benches share: timing calls in turns, and Trainers whose train_step is the step being timed.
+"""What the benches share: timing calls in turns, Trainers whose train_step is the step being timed, and the
+Ratio each bench returns (its value and its bar), which bench/all.py gathers into docs/BENCH.md.
 
 Random problems and a Stepper (Trainer.train_step on a whole random batch) come from mtlsearch.reproduce.measure,
 which measures the reproduction's step costs the same way.
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
 
 from mtlsearch.problems import Problem
 from mtlsearch.strategies import get_strategy
@@ -15,10 +20,47 @@ from mtlsearch.strategies.base import Strategy
 from mtlsearch.training import TrainConfig, Trainer
 
 
+@dataclass(frozen=True)
+class Ratio:
+    """One measured ratio and its bar: met when `value <= bar` (`at_most`) or `value >= bar`."""
+
+    bench: str
+    measure: str
+    value: float
+    bar: float | None  # None: reported, no bar
+    at_most: bool = True
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.bar is None:
+            return None
+        return self.value <= self.bar if self.at_most else self.value >= self.bar
+
+    def line(self) -> str:
+        bar = "" if self.bar is None else f" (bar {'<=' if self.at_most else '>='} {self.bar:g}: " \
+            f"{'met' if self.met else 'NOT met'})"
+        return f"{self.measure}: {self.value:.3f}{bar}{'; ' + self.note if self.note else ''}"
+
+
+def bench_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every bench takes: --quick (a smoke run) and --device (default cuda when present)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="few repetitions and the small cases only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="torch device (default: cuda when present, else cpu)")
+    return parser
+
+
 def seconds(call: Callable[[], object]) -> float:
-    """Wall-clock seconds of one call."""
+    """Wall-clock seconds of one call (on CUDA, until its kernels are done)."""
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.synchronize()
     started = time.perf_counter()
     call()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
@@ -37,9 +79,10 @@ def medians_in_turns(calls: list[Callable[[], object]], rounds: int, warmup: int
     return [statistics.median(t) for t in times]
 
 
-def bench_trainer(problem: Problem, strategy: Strategy, backbone: str | None = None, seed: int = 0) -> Trainer:
-    """A quiet Trainer on the CPU with the default settings (Adam, lr 1e-3, batch 64) for `strategy`'s model."""
-    return Trainer(problem, strategy, TrainConfig(backbone=backbone), seed=seed, quiet=True, device="cpu")
+def bench_trainer(problem: Problem, strategy: Strategy, backbone: str | None = None, seed: int = 0,
+                  device: str = "cpu") -> Trainer:
+    """A quiet Trainer with the default settings (Adam, lr 1e-3, batch 64) for `strategy`'s model."""
+    return Trainer(problem, strategy, TrainConfig(backbone=backbone), seed=seed, quiet=True, device=device)
 
 
 def without_hooks(trainer: Trainer) -> Trainer:

@@ -1,15 +1,15 @@
 """Search performance ratios, measured in one run and printed (targets from the search issue).
 
-    python bench/search.py [--trials N] [--epochs N]
+    python bench/search.py [--trials N] [--epochs N] [--quick] [--device D]
 
 1. Parallel trials: trials per minute with 2 concurrent trials (1 CPU each) / one trial at a time.   target >= 1.6
 2. Ray's overhead per trial: wall time per trial when run one at a time under Ray, minus the same
    config's training time with the plain Trainer (start, report, checkpoint every epoch).            target <= 2 s
-Both searches run the same fixed hard-sharing config on digits, so only the scheduling differs.
+Both searches run the same fixed hard-sharing config on digits, so only the scheduling differs. With
+--device cuda each trial asks Ray for half a GPU (two trials share one).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -19,42 +19,58 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import seconds
+from bench.common import Ratio, bench_arguments, seconds
 from mtlsearch.search import SearchConfig, search
 from mtlsearch.search.trial import make_trainer
 
 FIXED = {"strategy": "hard_sharing", "lr": 3e-3, "batch_size": 64}
 
 
-def timed_search(out: Path, name: str, trials: int, epochs: int, concurrency: int) -> float:
+def timed_search(out: Path, name: str, trials: int, epochs: int, concurrency: int, gpus: float) -> float:
     config = SearchConfig(space="baselines", trials=trials, name=name, out=str(out), concurrency=concurrency,
-                          fixed={**FIXED, "epochs": epochs})
+                          fixed={**FIXED, "epochs": epochs}, gpus_per_trial=gpus)
     return seconds(lambda: search(config, quiet=True))
 
 
-def plain_training(epochs: int) -> float:
+def plain_training(epochs: int, device: str) -> float:
     torch.set_num_threads(1)
-    trainer = make_trainer({**FIXED, "epochs": epochs}, "digits", seed=0)
+    trainer = make_trainer({**FIXED, "epochs": epochs}, "digits", seed=0, device=device)
     return seconds(trainer.fit)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=8)
-    args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        sequential = timed_search(out, "sequential", args.trials, args.epochs, concurrency=1)
-        parallel = timed_search(out, "parallel", args.trials, args.epochs, concurrency=2)
-    plain = plain_training(args.epochs)
-    per_trial = sequential / args.trials
-    print(f"trials/min  one at a time {60 * args.trials / sequential:.2f}, "
-          f"two at a time {60 * args.trials / parallel:.2f}"
+def ratios(quick: bool = False, device: str = "cpu", trials: int | None = None, epochs: int | None = None
+           ) -> list[Ratio]:
+    trials, epochs = trials or (2 if quick else 6), epochs or (1 if quick else 8)
+    gpus = 0.5 if device.startswith("cuda") else 0.0
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            sequential = timed_search(out, "sequential", trials, epochs, 1, gpus)
+            parallel = timed_search(out, "parallel", trials, epochs, 2, gpus)
+    finally:
+        if started:
+            ray.shutdown()
+    plain = plain_training(epochs, device)
+    per_trial = sequential / trials
+    print(f"trials/min  one at a time {60 * trials / sequential:.2f}, two at a time {60 * trials / parallel:.2f}"
           f"  ratio {sequential / parallel:.2f}  (target >= 1.6)")
     print(f"per trial   under Ray {per_trial:.2f}s, plain training {plain:.2f}s  overhead {per_trial - plain:.2f}s"
           f"  (target <= 2 s; includes result export once per search spread over the trials)")
+    return [Ratio("search", f"trials per minute, 2 at a time / 1 at a time ({trials} digits trials of {epochs} "
+                            "epochs)", sequential / parallel, 1.6, at_most=False),
+            Ratio("search", "Ray's overhead per trial, seconds", per_trial - plain, 2.0,
+                  note=f"{per_trial:.2f} s per trial under Ray, {plain:.2f} s plain training")]
+
+
+def main(argv=None) -> None:
+    parser = bench_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, help="trials per search (default 6, quick 2)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 8, quick 1)")
+    args = parser.parse_args(argv)
+    ratios(args.quick, args.device, args.trials, args.epochs)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""SFG performance ratios, measured in one run (CPU, batch 64):
+"""SFG performance ratios, measured in one run (batch 64):
 
 - training step (Trainer.train_step: forward, loss with the SFG regularisers, backward, Adam step) of SFG over
-  (T + 1) x the hard-sharing step on the same backbone; target <= 1.2;
-- inference of the frozen argmax model over the hard-sharing model of the same widths; target <= 1.1;
+  (T + 1) x the hard-sharing step on the same backbone; bar <= 1.2;
+- inference of the frozen argmax model over the hard-sharing model of the same widths (both BlockNetworks in
+  eval mode); bar <= 1.1;
 
 for T = 2 and T = 10 tasks on the digits CNN (1x8x8) and VGG-11 at 32x32. The SFG allocation starts from
 Dirichlet(1, ..., 1) draws, so the frozen model has kernels in every group (uniform p would put every kernel in
@@ -11,11 +12,10 @@ time over the mean of the two hard-sharing calls around it (robust to other load
 printed are each model's fastest call.
 
     python bench/sfg.py            # about 3-4 minutes on 2 idle cores
-    python bench/sfg.py --quick    # fewer repetitions, VGG-11 only for T = 2
+    python bench/sfg.py --quick    # fewer repetitions, the CNN at T = 2 only
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_trainer, seconds
+from bench.common import Ratio, bench_arguments, bench_trainer, seconds
 from mtlsearch.reproduce.measure import Stepper, random_binary_problem
 from mtlsearch.strategies import get_strategy
 from mtlsearch.structure.freeze import freeze
@@ -48,45 +48,51 @@ def paired(baseline, candidate, repeats: int) -> tuple[float, float, float]:
     return min(base), min(cand), statistics.median(ratios)
 
 
-def run_case(backbone: str, shape, tasks: int, repeats: int, combine: str = "conv1x1") -> dict:
+def run_case(backbone: str, shape, tasks: int, repeats: int, combine: str = "conv1x1", device: str = "cpu") -> dict:
     problem = random_binary_problem(tasks, BATCH, shape)
     sfg = get_strategy("sfg")(problem, {"p_init": "dirichlet", "combine": combine}, seed=0)
-    hard_trainer = bench_trainer(problem, get_strategy("hard_sharing")(problem, {}, seed=0), backbone)
-    sfg_trainer = bench_trainer(problem, sfg, backbone)
+    hard_trainer = bench_trainer(problem, get_strategy("hard_sharing")(problem, {}, seed=0), backbone, device=device)
+    sfg_trainer = bench_trainer(problem, sfg, backbone, device=device)
     hard_train, sfg_train, train_ratio = paired(Stepper(hard_trainer), Stepper(sfg_trainer), repeats)
     hard_model, sfg_model = hard_trainer.model.eval(), sfg_trainer.model.eval()
     structure, weights = sfg.structure(sfg_model)
-    frozen = freeze(structure, weights).eval()
-    x = problem.test.tensors[0]
+    frozen = freeze(structure, weights).to(device).eval()
+    x = problem.test.tensors[0].to(device)
     with torch.no_grad():
         hard_infer, frozen_infer, infer_ratio = paired(lambda: hard_model(x), lambda: frozen(x), 3 * repeats)
     return {"train_hard": hard_train, "train_sfg": sfg_train, "train_ratio": train_ratio / (tasks + 1),
             "infer_hard": hard_infer, "infer_frozen": frozen_infer, "infer_ratio": infer_ratio}
 
 
+def ratios(quick: bool = False, device: str = "cpu", combine: str = "conv1x1", echo=print) -> list[Ratio]:
+    cases = CASES[:1] if quick else CASES
+    echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, combine={combine}, {device}")
+    echo(f"{'backbone':<8} {'T':>3} {'hard step':>10} {'SFG step':>10} {'SFG/((T+1) hard)':>17} "
+         f"{'hard infer':>11} {'frozen infer':>13} {'frozen/hard':>12}")
+    out = []
+    for backbone, shape, tasks in cases:
+        if backbone == "cnn":
+            repeats = 1 if quick else 10
+        else:
+            repeats = 4 if tasks == 2 else 2
+        r = run_case(backbone, shape, tasks, repeats, combine, device)
+        echo(f"{backbone:<8} {tasks:>3} {r['train_hard'] * 1e3:>8.1f}ms {r['train_sfg'] * 1e3:>8.1f}ms "
+             f"{r['train_ratio']:>17.3f} {r['infer_hard'] * 1e3:>9.2f}ms {r['infer_frozen'] * 1e3:>11.2f}ms "
+             f"{r['infer_ratio']:>12.3f}")
+        out += [Ratio("sfg", f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}", r["train_ratio"],
+                      TRAIN_TARGET),
+                Ratio("sfg", f"exported SFG argmax inference / hard sharing, {backbone} T={tasks}", r["infer_ratio"],
+                      FROZEN_TARGET)]
+    return out
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions; VGG-11 only for T = 2")
+    parser = bench_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--combine", choices=("conv1x1", "sum"), default="conv1x1",
                         help="how SFG builds the next task streams (default conv1x1, the SFG default)")
     args = parser.parse_args(argv)
-    cases = [c for c in CASES if not (args.quick and c[0] == "vgg11" and c[2] == 10)]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, combine={args.combine}")
-    print(f"{'backbone':<8} {'T':>3} {'hard step':>10} {'SFG step':>10} {'SFG/((T+1) hard)':>17} "
-          f"{'hard infer':>11} {'frozen infer':>13} {'frozen/hard':>12}")
-    worst_train = worst_infer = 0.0
-    for backbone, shape, tasks in cases:
-        if backbone == "cnn":
-            repeats = 5 if args.quick else 10
-        else:
-            repeats = (2 if args.quick else 4) if tasks == 2 else 2
-        r = run_case(backbone, shape, tasks, repeats, args.combine)
-        worst_train, worst_infer = max(worst_train, r["train_ratio"]), max(worst_infer, r["infer_ratio"])
-        print(f"{backbone:<8} {tasks:>3} {r['train_hard'] * 1e3:>8.1f}ms {r['train_sfg'] * 1e3:>8.1f}ms "
-              f"{r['train_ratio']:>17.3f} {r['infer_hard'] * 1e3:>9.2f}ms {r['infer_frozen'] * 1e3:>11.2f}ms "
-              f"{r['infer_ratio']:>12.3f}", flush=True)
-    print(f"worst training ratio {worst_train:.3f} (target <= {TRAIN_TARGET}), "
-          f"worst frozen inference ratio {worst_infer:.3f} (target <= {FROZEN_TARGET})")
+    for ratio in ratios(args.quick, args.device, args.combine, echo=lambda line: print(line, flush=True)):
+        print(ratio.line())
     return 0
 
 

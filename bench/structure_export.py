@@ -1,6 +1,6 @@
 """Cost of exporting a run's structure (graph files, pictures, frozen model), measured in one run and printed.
 
-    python bench/structure_export.py [--rounds N] [--threads N]
+    python bench/structure_export.py [--rounds N] [--threads N] [--quick] [--device D]
 
 Per baseline on digits (10 tasks, the 1x8x8 CNN): median seconds of one training epoch and of each export step,
 and the whole export over a default 20-epoch training run (what `mtlsearch train` adds).    target <= 0.25
@@ -9,7 +9,6 @@ excluded by a warm-up round). Rounds alternate training and export, so a busy ma
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import seconds
+from bench.common import Ratio, bench_arguments, seconds
 from mtlsearch.problems import load_problem
 from mtlsearch.strategies import BASELINES, get_strategy
 from mtlsearch.structure.draw import draw_affinity, draw_structure
@@ -30,8 +29,8 @@ from mtlsearch.training import TrainConfig, Trainer
 DEFAULT_EPOCHS = TrainConfig().epochs
 
 
-def measure(name: str, problem, rounds: int) -> dict[str, float]:
-    trainer = Trainer(problem, get_strategy(name)(problem, {}, 0), TrainConfig(epochs=1), quiet=True)
+def measure(name: str, problem, rounds: int, device: str = "cpu") -> dict[str, float]:
+    trainer = Trainer(problem, get_strategy(name)(problem, {}, 0), TrainConfig(epochs=1), quiet=True, device=device)
     structure, weights = trainer.strategy.structure(trainer.model)
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,20 +50,28 @@ def measure(name: str, problem, rounds: int) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def ratios(quick: bool = False, device: str = "cpu", rounds: int = 3, threads: int = 1) -> list[Ratio]:
+    torch.set_num_threads(threads)
     problem = load_problem("digits")
     print(f"{'baseline':<14} {'epoch':>7} {'graph':>7} {'pictures':>9} {'export':>7} {'frozen/':>8}  "
           f"whole export / {DEFAULT_EPOCHS} epochs")
-    for name in BASELINES:
-        t = measure(name, problem, args.rounds)
+    out = []
+    for name in (["hard_sharing"] if quick else BASELINES):
+        t = measure(name, problem, 1 if quick else rounds, device)
         whole = t["graph files"] + t["pictures"] + t["save_frozen"]
         print(f"{name:<14} {t['epoch']:>7.2f} {t['graph files']:>7.2f} {t['pictures']:>9.2f} {t['torch.export']:>7.2f} "
               f"{t['save_frozen']:>8.2f}  {whole / (DEFAULT_EPOCHS * t['epoch']):.3f}  (target <= 0.25)")
+        out.append(Ratio("structure_export", f"whole export / {DEFAULT_EPOCHS} training epochs, {name} on digits",
+                         whole / (DEFAULT_EPOCHS * t["epoch"]), 0.25))
+    return out
+
+
+def main(argv=None) -> None:
+    parser = bench_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    ratios(args.quick, args.device, args.rounds, args.threads)
 
 
 if __name__ == "__main__":

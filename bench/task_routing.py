@@ -1,17 +1,17 @@
 """Task Routing performance ratios, measured in one run and printed (targets from the Task Routing issue).
 
-    python bench/task_routing.py [--quick] [--threads N]     (about 3 minutes; --quick about 1)
+    python bench/task_routing.py [--quick] [--threads N] [--device D]     (about 3 minutes; --quick seconds)
 
 1. TRL cost: one-task training step of the routed model / the same model with the TRLs (and task-balanced BN)
    replaced by the plain backbone layers; digits CNN (1x8x8) and VGG-11 (3x32x32), batch 64.   target <= 1.10
 2. Task count: one-task training step with 312 binary tasks / with 10 tasks, same backbone.     target <= 1.20
-3. Evaluation: a Python loop over the 10 tasks / one batched all-task pass (eval mode).         target >= 3
+3. Evaluation: the masked loop over the 10 tasks (every channel computed, then masked) / one all-task pass
+   through the tasks' active channels (eval mode, sigma=0.5, partition).                         target >= 3
 4. One-task pruned frozen model (sigma=0.5, partition): parameters and inference time / the full routed model.
 Timings alternate the two sides in rounds and take medians, so a busy machine slows both alike.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_trainer, medians_in_turns
+from bench.common import Ratio, bench_arguments, bench_trainer, medians_in_turns
 from mtlsearch.problems import Problem
 from mtlsearch.reproduce.measure import Stepper, random_binary_problem
 from mtlsearch.strategies.task_routing import TaskRouting
@@ -28,12 +28,15 @@ from mtlsearch.strategies.task_routing.norm import TaskBalancedBatchNorm
 from mtlsearch.structure.freeze import freeze
 
 BATCH = 64
-WARMUP = 2  # untimed rounds before the alternating ones
+WARMUP = 1  # untimed rounds before the alternating ones
+
+
+DEVICE = "cpu"  # main's --device
 
 
 def routed(problem: Problem, backbone: str, **config):
     """A Trainer of the routed model; its train_step draws one task per batch (Algorithm 1)."""
-    return bench_trainer(problem, TaskRouting(problem, config, seed=0), backbone)
+    return bench_trainer(problem, TaskRouting(problem, config, seed=0), backbone, device=DEVICE)
 
 
 def without_routing(model: nn.Module) -> nn.Module:
@@ -42,6 +45,7 @@ def without_routing(model: nn.Module) -> nn.Module:
         unit.route = nn.Identity()
         if isinstance(unit.norm, TaskBalancedBatchNorm):
             norm = (nn.BatchNorm2d if unit.spec.type == "conv" else nn.BatchNorm1d)(unit.spec.width)
+            norm = norm.to(unit.norm.weight.device)
             norm.weight, norm.bias = unit.norm.weight, unit.norm.bias
             unit.norm = norm
     return model
@@ -57,16 +61,17 @@ def params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def trl_cost(backbone: str, shape, steps: int, rounds: int) -> None:
+def trl_cost(backbone: str, shape, steps: int, rounds: int) -> Ratio:
     problem = random_binary_problem(10, BATCH, shape)
     a, b = routed(problem, backbone), routed(problem, backbone)
     without_routing(b.model)  # in place: the optimiser's parameters stay the same
     ta, tb = medians_in_turns([one_task_steps(a, steps), one_task_steps(b, steps)], rounds, WARMUP)
     print(f"1. TRL cost, {backbone} {'x'.join(map(str, shape))}, batch 64, one task per step: "
           f"{ta / steps * 1e3:.2f} ms vs {tb / steps * 1e3:.2f} ms without TRL -> ratio {ta / tb:.3f} (target <= 1.10)")
+    return Ratio("task_routing", f"one-task step with TRLs / without, {backbone}", ta / tb, 1.10)
 
 
-def task_count(backbone: str, shape, steps: int, rounds: int) -> None:
+def task_count(backbone: str, shape, steps: int, rounds: int) -> Ratio:
     small, large = random_binary_problem(10, BATCH, shape), random_binary_problem(312, BATCH, shape)
     trainer_a, trainer_b = routed(large, backbone, sigma=0.4), routed(small, backbone, sigma=0.4)
     ta, tb = medians_in_turns([one_task_steps(trainer_a, steps), one_task_steps(trainer_b, steps)], rounds, WARMUP)
@@ -76,55 +81,79 @@ def task_count(backbone: str, shape, steps: int, rounds: int) -> None:
     print(f"   parameters: trunk {params(a.trunk):,} vs {params(b.trunk):,}; per-task branches and heads "
           f"{params(a.heads):,} vs {params(b.heads):,} ({params(a.heads) // 312:,} per task); "
           f"mask and BN buffers {sum(x.numel() for x in a.buffers()):,} vs {sum(x.numel() for x in b.buffers()):,}")
+    return Ratio("task_routing", f"one-task step, 312 tasks / 10 tasks, {backbone}", ta / tb, 1.20)
 
 
 @torch.no_grad()
-def evaluation(backbone: str, shape, rounds: int, batch: int) -> None:
+def evaluation(backbone: str, shape, rounds: int, batch: int) -> Ratio:
     problem = random_binary_problem(10, batch, shape)
     model = routed(problem, backbone).model.eval()
-    x = problem.val.tensors[0]
-    loop = lambda: {t: model(x, [t])[t] for t in model.task_names}
-    tl, tb = medians_in_turns([loop, lambda: model(x)], rounds, WARMUP)
-    print(f"3. evaluation, {backbone}, 10 tasks, batch {batch}: loop over tasks {tl * 1e3:.1f} ms vs one batched "
-          f"pass {tb * 1e3:.1f} ms -> {tl / tb:.2f}x faster (target >= 3)")
+    x = problem.val.tensors[0].to(DEVICE)
+    sparse = model.sparse
+
+    def masked_loop():
+        model.sparse = None  # each task's full-width pass, its mask applied by the TRLs
+        try:
+            return {t: model(x, [t])[t] for t in model.task_names}
+        finally:
+            model.sparse = sparse
+
+    tl, tb = medians_in_turns([masked_loop, lambda: model(x)], rounds, WARMUP)
+    print(f"3. evaluation, {backbone}, 10 tasks, batch {batch}: masked loop over tasks {tl * 1e3:.1f} ms vs one pass "
+          f"through the active channels {tb * 1e3:.1f} ms -> {tl / tb:.2f}x faster (target >= 3)")
+    return Ratio("task_routing", f"all-task evaluation, masked loop / sparse batched pass, {backbone} batch {batch}",
+                 tl / tb, 3.0, at_most=False)
 
 
 @torch.no_grad()
-def pruned(backbone: str, shape, rounds: int, batch: int = 64) -> None:
+def pruned(backbone: str, shape, rounds: int, batch: int = 64) -> list[Ratio]:
     problem = random_binary_problem(10, batch, shape)
     trainer = routed(problem, backbone, sigma=0.5)
     model = trainer.model.eval()
     structure, weights = trainer.strategy.structure(model)
     task = problem.task_names[0]
-    full, one = freeze(structure, weights).eval(), freeze(structure, weights, tasks=[task]).eval()
-    x = problem.val.tensors[0]
+    full = freeze(structure, weights).to(DEVICE).eval()
+    one = freeze(structure, weights, tasks=[task]).to(DEVICE).eval()
+    x = problem.val.tensors[0].to(DEVICE)
     assert torch.allclose(one(x)[task], model(x, [task])[task], atol=1e-4)
     tp, tf = medians_in_turns([lambda: one(x), lambda: model(x, [task])], rounds, WARMUP)
     print(f"4. pruned one-task frozen model, {backbone}, sigma=0.5, batch {batch}: parameters {params(one):,} vs "
           f"{params(model):,} routed ({params(full):,} full frozen) -> ratio {params(one) / params(model):.3f}; "
           f"inference {tp * 1e3:.2f} ms vs {tf * 1e3:.2f} ms routed, one task -> ratio {tp / tf:.3f} (targets < 1)")
+    return [Ratio("task_routing", f"pruned one-task frozen model parameters / routed model, {backbone}",
+                  params(one) / params(model), 1.0),
+            Ratio("task_routing", f"pruned one-task frozen model inference / routed model (one task), {backbone}",
+                  tp / tf, 1.0)]
+
+
+def ratios(quick: bool = False, device: str = "cpu", threads: int = 1) -> list[Ratio]:
+    global DEVICE
+    DEVICE = device
+    torch.set_num_threads(threads)
+    rounds = 1 if quick else 11
+    cnn, vgg = ("cnn", (1, 8, 8)), ("vgg11", (3, 32, 32))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}")
+    out = [trl_cost(*cnn, steps=2 if quick else 40, rounds=rounds)]
+    if not quick:
+        out.append(trl_cost(*vgg, steps=2, rounds=rounds))
+    out.append(task_count(*cnn, steps=2 if quick else 40, rounds=rounds))
+    if not quick:
+        out.append(task_count(*vgg, steps=2, rounds=5))
+    out.append(evaluation(*cnn, rounds=rounds, batch=32 if quick else 256))  # 256: evaluate()'s batch size
+    if not quick:
+        out += [evaluation(*cnn, rounds=rounds, batch=32), evaluation(*vgg, rounds=5, batch=16)]
+    out += pruned(*cnn, rounds=1 if quick else rounds * 4)
+    if not quick:
+        out += pruned(*vgg, rounds=rounds)
+    return out
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="fewer rounds, digits CNN only for the slow parts")
+    p = bench_arguments(__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a busy machine more threads make timings erratic)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    rounds = 5 if args.quick else 11
-    cnn, vgg = ("cnn", (1, 8, 8)), ("vgg11", (3, 32, 32))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    trl_cost(*cnn, steps=40, rounds=rounds)
-    trl_cost(*vgg, steps=1 if args.quick else 2, rounds=rounds)
-    task_count(*cnn, steps=40, rounds=rounds)
-    if not args.quick:
-        task_count(*vgg, steps=2, rounds=5)
-    evaluation(*cnn, rounds=rounds, batch=256)  # evaluate()'s batch size
-    evaluation(*cnn, rounds=rounds, batch=32)
-    evaluation(*vgg, rounds=3 if args.quick else 5, batch=16)
-    pruned(*cnn, rounds=rounds * 4)
-    pruned(*vgg, rounds=rounds)
+    ratios(args.quick, args.device, args.threads)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,12 @@
 SFG's training step."""
 from __future__ import annotations
 
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -115,3 +121,21 @@ def test_sparse_task_routing_evaluation_equals_the_masked_loop(config):
     if config.get("mask_mode") != "knockout" and config["sigma"] == 0.4:
         second = sparse.gathered()[1][0]  # [tasks, K_out, K_in, k, k] of the second conv
         assert second.shape[1] < model.trunk[1].spec.width and second.shape[2] < model.trunk[0].spec.width
+
+
+def test_bench_command_writes_the_table(tmp_path):
+    """`python -m bench --quick` runs the benches at smoke sizes and writes the markdown table (the Ray search
+    bench is left out here: starting Ray and two searches takes minutes; tests/test_search.py covers search())."""
+    out = tmp_path / "BENCH.md"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--device", "cpu", "--out", str(out), "--only",
+                           "sfg", "task_routing", "selective_sharing", "structure_export"], cwd=root,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Benchmarks") and "- machine: " in text and "torch " in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert {row[0].strip("| ") for row in rows} == {"sfg", "task_routing", "selective_sharing", "structure_export"}
+    assert all(math.isfinite(float(row[2])) for row in rows)
+    assert any("exported SFG argmax inference" in row[1] for row in rows)
