@@ -22,6 +22,8 @@ EXPORTED = {  # each example's run directory holding structure.graphml and froze
     "retrain_exported.py": "finetuned",
     "custom_problem.py": "hard_sharing",
     "custom_strategy.py": ".",
+    "task_affinity.py": ".",
+    "compare_groupings.py": "task_affinity",
 }
 LOAD_EXPORT = textwrap.dedent("""
     import importlib.util, json
