@@ -203,6 +203,8 @@ def describe(result: dict) -> str:
     lines = []
     if result["planted"] is not None:
         lines.append(f"planted groups ({result['planted_from']}): {text(result['planted'])}")
+    else:
+        lines.append(f"no planted groups to score against: {result['planted_from']}")
     for row in result["runs"]:
         scores = [f"planted ARI {row['planted_ari']:.2f}" if row["planted_ari"] is not None else "",
                   f"test score {row['test_score']:.4f}" if row["test_score"] is not None else "",
