@@ -101,8 +101,10 @@ def test_smoke_run_writes_tables_and_pictures_from_measured_numbers(smoke):
 
     # 5. every strategy's score is the raw run's and lies in [0, 1]
     everything = {(row[0], row[1]): row for row in table_rows(text, "## 5. All strategies")}
+    hard = result("digits", "hard_sharing")
     score = number(everything["digits", "hard_sharing"][4])
-    assert 0.0 <= score <= 1.0 and score == pytest.approx(result("digits", "hard_sharing")["test"]["score"], abs=5e-4)
+    assert 0.0 <= score <= 1.0 and score == pytest.approx(hard["test"]["score"], abs=5e-4)
+    assert everything["digits", "hard_sharing"][7] == f"{int(hard['best_epoch'] == len(hard['val_scores']))} of 1"
 
     # the summary: one verdict word per finding, as the rules decide from the raw numbers
     summary = table_rows(text, "## Summary")

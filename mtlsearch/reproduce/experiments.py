@@ -75,6 +75,13 @@ class Results:
             return None
         return result
 
+    @staticmethod
+    def still_rising(results: list[dict | None]) -> str:
+        """'k of n': runs whose best validation epoch was their last (the epoch budget, not convergence, ended
+        them)."""
+        done = [r for r in results if r is not None]
+        return f"{sum(r['best_epoch'] == len(r['val_scores']) for r in done)} of {len(done)}"
+
     def stat(self, results: list[dict | None], fn) -> Stat:
         """fn over the runs that have a result; the others are counted as failed."""
         return Stat.of([fn(r) for r in results if r is not None], failed=sum(r is None for r in results))
@@ -179,6 +186,7 @@ def sigma_sweep(res: Results) -> list[dict]:
             for key in ("accuracy", "precision", "recall", "r2", "score"):
                 row[key] = res.stat(results, lambda r, k=key: metrics_of(r)[k])
             row["warnings"] = sorted({w for r in results if r is not None for w in r.get("warnings", [])})
+            row["still_rising"] = res.still_rising(results)
             rows.append(row)
     return rows
 
@@ -296,5 +304,5 @@ def all_strategies(res: Results) -> list[dict]:
                          "score": res.stat(results, lambda r: r["test"]["score"]),
                          "params": res.stat(results, lambda r: r["params"]),
                          "seconds": res.stat(results, lambda r: r["seconds"]),
-                         "claim": papers.CLAIMS.get(strategy)})
+                         "still_rising": res.still_rising(results), "claim": papers.CLAIMS.get(strategy)})
     return rows
