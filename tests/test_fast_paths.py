@@ -139,3 +139,54 @@ def test_bench_command_writes_the_table(tmp_path):
     assert {row[0].strip("| ") for row in rows} == {"sfg", "task_routing", "selective_sharing", "structure_export"}
     assert all(math.isfinite(float(row[2])) for row in rows)
     assert any("exported SFG argmax inference" in row[1] for row in rows)
+
+
+def grouped_conv_mix(self, u, z):
+    """StreamMix.forward as it was: the per-task mix as a grouped 1x1 conv, the shared mix as a 1x1 conv."""
+    from mtlsearch.strategies.sfg.layers import keep_assigned
+
+    tasks, width = u.shape[1] - 1, self.width
+    if self.mode == "sum" or z.dim() == 3:
+        shared, own = keep_assigned(u, z).split([1, tasks], 1)
+        if self.mode == "sum":
+            return torch.cat([shared, own + shared], 1)
+        task_weight, shared_weight = self.task_weight, self.shared_weight
+    else:
+        shared, own = u.split([1, tasks], 1)
+        task_weight = self.task_weight * z[:, 1:].t().unsqueeze(1)
+        shared_weight = self.shared_weight * z[:, 0]
+    batch, spatial = u.shape[0], u.shape[3:]
+    maps = tuple(spatial) or (1, 1)
+    conv = torch.nn.functional.conv2d
+    stacked = (tasks * width, width, 1, 1)
+    mixed = conv(own.reshape(batch, tasks * width, *maps), task_weight.reshape(stacked), groups=tasks) + \
+        conv(shared.reshape(batch, width, *maps), shared_weight.reshape(stacked))
+    if z.dim() == 2:
+        shared = shared * z[:, 0].view(1, 1, width, *([1] * len(spatial)))
+    return torch.cat([shared, mixed.view(batch, tasks, width, *spatial)], 1)
+
+
+@pytest.mark.parametrize("per_example", [False, True])
+def test_sfg_step_equals_the_grouped_conv_mix(monkeypatch, per_example):
+    """The SFG stream mix as batched matrix products: the same loss and gradients as the grouped-conv mix."""
+    from mtlsearch.strategies.sfg.layers import StreamMix
+
+    problem = random_binary_problem(3, 16, (1, 8, 8))
+    x, y = problem.train.tensors
+
+    def loss_and_gradients():
+        strategy = get_strategy("sfg")(problem, {"p_init": "dirichlet", "sample_per_example": per_example}, 0)
+        trainer = Trainer(problem, strategy, TrainConfig(backbone="cnn"), seed=0, quiet=True, device="cpu")
+        model = trainer.model.train()
+        out = model(x)
+        loss = sum(t.loss(out[t.name], y[:, i]) for i, t in enumerate(problem.tasks)) + strategy.extra_loss(model)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss, gradients = loss_and_gradients()
+    monkeypatch.setattr(StreamMix, "forward", grouped_conv_mix)
+    reference_loss, reference = loss_and_gradients()
+    assert abs(float(loss - reference_loss)) < TOLERANCE
+    assert gradients.keys() == reference.keys() and any("mixes" in n for n in gradients)
+    for name, grad in gradients.items():
+        assert torch.allclose(grad, reference[name], atol=TOLERANCE, rtol=1e-4), name

@@ -195,13 +195,14 @@ class StreamMix(nn.Module):
             task_weight = self.task_weight * z[:, 1:].t().unsqueeze(1)
             shared_weight = self.shared_weight * z[:, 0]
         batch, spatial = u.shape[0], u.shape[3:]
-        as_maps = tuple(spatial) or (1, 1)  # a linear layer's units mix as 1x1 maps
-        mixed = F.conv2d(own.reshape(batch, tasks * width, *as_maps),
-                         task_weight.reshape(tasks * width, width, 1, 1), groups=tasks) + \
-            F.conv2d(shared.reshape(batch, width, *as_maps), shared_weight.reshape(tasks * width, width, 1, 1))
+        # A_t y_t for every t as one batched matrix product over the tasks (a grouped 1x1 conv took 2-3.5x as long
+        # forward and backward on VGG-11's maps), and B_t y_0 for every t as one product with the stacked B_t
+        mixed = torch.einsum("tij,btjp->btip", task_weight, own.reshape(batch, tasks, width, -1)) + \
+            torch.matmul(shared_weight.reshape(tasks * width, width), shared.reshape(batch, width, -1)).view(
+                batch, tasks, width, -1)
         if z.dim() == 2:
             shared = shared * z[:, 0].view(1, 1, width, *([1] * len(spatial)))
-        return torch.cat([shared, mixed.view(batch, tasks, width, *spatial)], 1)
+        return torch.cat([shared, mixed.reshape(batch, tasks, width, *spatial)], 1)
 
     def matrices(self, task: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(A_t, B_t) for task index `task`; identities for the sum."""
