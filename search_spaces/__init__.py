@@ -1,5 +1,5 @@
 """Define-by-run search spaces: `space(trial) -> dict` per strategy (see README.md), drawn from declared ranges."""
-NAMES = ("task_routing", "sfg", "selective_sharing", "baselines", "all")
+NAMES = ("task_routing", "sfg", "selective_sharing", "task_affinity", "baselines", "all")
 
 
 def by_strategy() -> dict[str, dict]:

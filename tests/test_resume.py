@@ -18,6 +18,8 @@ CASES = {  # name -> (strategy, settings); Selective Sharing merges in epoch 1 o
     "sfg": ("sfg", {}),
     **{f"selective_sharing_{c}": ("selective_sharing", {"criterion": c})
        for c in ("similarity", "dissimilarity", "variance", "random")},
+    "task_affinity_switched": ("task_affinity", {"switch_epoch": 2, "affinity_every": 5}),
+    "task_affinity_measuring": ("task_affinity", {"switch_epoch": 3, "affinity_every": 5}),
 }
 
 # One process trains straight to EPOCHS and, from the same seed, again until the checkpoint after epoch STOP, where
@@ -119,3 +121,6 @@ def test_interrupted_and_resumed_in_a_fresh_process_equals_straight(case, tmp_pa
     if strategy == "selective_sharing":  # the interruption falls after a merge, so the resume had to keep it
         partial = torch.load(tmp_path / "partial.pt", weights_only=True)
         assert any(len(g) > 1 for g in partial["architecture"]["groups"]), partial["architecture"]
+    if case == "task_affinity_switched":  # the interruption falls after the switch, so the resume had to keep it
+        partial = torch.load(tmp_path / "partial.pt", weights_only=True)
+        assert len(partial["architecture"]["groups"]) > 1, partial["architecture"]

@@ -14,7 +14,7 @@ from mtlsearch.search.results import pareto_front
 TINY = {"epochs": 1, "batch_size": 128}  # every trial trains one epoch: these tests check the search, not learning
 EXPECTED = {"task_routing": {"task_routing"}, "sfg": {"sfg"}, "selective_sharing": {"selective_sharing"},
             "baselines": {"single_task", "hard_sharing", "cross_stitch"},
-            "all": {"task_routing", "sfg", "selective_sharing"}}
+            "all": {"task_routing", "sfg", "selective_sharing", "task_affinity"}}
 
 
 def config(tmp_path, name, **changes):

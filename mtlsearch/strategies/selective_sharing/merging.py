@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from ...backbones import Backbone
-from ...errors import UserError
 from ...problems import Problem
+from ..groups import check_groups as check_task_groups
 from ...structure.builders import add_chain, add_head
 from ...structure.graph import SharingStructure
 from ...structure.network import BlockNetwork, block_prefix, module_key
@@ -16,14 +16,7 @@ MERGE_RULES = ("lowest_loss", "mean", "max", "min")
 
 def check_groups(groups, task_names: list[str]) -> list[list[str]]:
     """Groups that cover every task exactly once, tasks in problem order, groups ordered by their first task."""
-    if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
-        raise UserError(f"selective_sharing groups must be a list of non-empty task lists, got {groups!r}")
-    flat = [t for g in groups for t in g]
-    if sorted(flat) != sorted(task_names) or len(set(flat)) != len(flat):
-        raise UserError(f"selective_sharing groups must cover each task once; tasks: {', '.join(task_names)}; "
-                        f"got {groups!r}")
-    index = {t: i for i, t in enumerate(task_names)}
-    return sorted((sorted(g, key=index.__getitem__) for g in groups), key=lambda g: index[g[0]])
+    return check_task_groups(groups, task_names, "selective_sharing")
 
 
 def branch_nodes(group: list[str], backbone: Backbone) -> list[str]:
