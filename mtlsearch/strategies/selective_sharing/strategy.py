@@ -4,8 +4,9 @@ The paper's symbols, mapped once:
 - T tasks t with losses L_t; the feature extractor and the hard-shared layer l are the backbone's `trunk`;
   each identical task-specific estimator (same layers, same initial weights) is a branch: the backbone's
   `branch` layers, node `<first task>_branch<k>` of kind "branch", followed by each task's head.
-- the captured gradient dL_t/dW^(l+1) of the branch's first layer is `blocks.<branch>.weight.grad`, summed
-  over the epoch's batches (capture.BranchGradients); a merged branch carries its group's summed gradient.
+- the captured gradient dL_t/dW^(l+1) of the branch's first layer is `blocks.<branch>.weight.grad`, averaged
+  over the epoch's batches (capture.BranchGradients; the paper stacks the per-batch gradients instead); a merged
+  branch carries the gradient of its group's summed loss.
 - the Tensor-Train factors and the per-task factor matrices F_t (eq. 5) are factors.task_factors: one TT of
   the stacked gradients with the branch index first, read as one unit-length vector f_b per branch.
 - HDBSCAN's mutual reachability distance (eq. 6) with core distance to the k-th neighbour: the hdbscan
