@@ -77,8 +77,8 @@ class FusedPlan:
                 for step in self._choose(group, computations):
                     self.steps.append(step)
                     planned.update(step.members)
-        self._key: tuple | None = None
-        self._tensors: list = []
+        self._cache = DerivedTensors(network, lambda: [self._merge(s) if isinstance(s, Step) else None
+                                                       for s in self.steps])
 
     def _fans(self, value: Value, computations) -> list[int]:
         g = self.network.structure.graph
@@ -170,17 +170,8 @@ class FusedPlan:
         return F.max_pool2d(y, spec.pool) if spec.type == "conv" and spec.pool else y
 
     def tensors(self) -> list:
-        """The merged (weight, bias, mean, var, scale, shift) of each step, rebuilt when the network changed;
-        under torch.export built in the traced program from the blocks' own parameters."""
-        exporting = torch.compiler.is_compiling() or torch.compiler.is_exporting()
-        if exporting:
-            return [self._merge(step) if isinstance(step, Step) else None for step in self.steps]
-        key = state_key(self.network)
-        if key != self._key:
-            with torch.no_grad():
-                self._tensors = [self._merge(step) if isinstance(step, Step) else None for step in self.steps]
-            self._key = key
-        return self._tensors
+        """The merged (weight, bias, mean, var, scale, shift) of each step (None for a block run alone)."""
+        return self._cache.get()
 
     def _merge(self, step: Step) -> tuple:
         net = self.network
@@ -232,9 +223,30 @@ def grouped_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return y if bias is None else y + bias
 
 
-def state_key(module) -> tuple:
-    """Changes whenever a parameter or buffer of `module` is written or replaced: a cache key for derived tensors."""
-    return tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers()))
+class DerivedTensors:
+    """Tensors computed from a module's parameters and buffers, kept until one of them is written or replaced
+    (their versions are the key). Built afresh, with their autograd graph, when gradients may flow to the
+    parameters, under torch.export (so the program computes them from its own parameters), and for inference
+    tensors, which keep no version."""
+
+    def __init__(self, module, build):
+        self.module, self.build = module, build
+        self.key: tuple | None = None
+        self.value = None
+
+    def get(self):
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting() or (
+                torch.is_grad_enabled() and any(p.requires_grad for p in self.module.parameters())):
+            return self.build()
+        try:
+            key = tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers()))
+        except RuntimeError:  # an inference tensor: no version to key on
+            return self.build()
+        if key != self.key:
+            with torch.no_grad():
+                self.value = self.build()
+            self.key = key
+        return self.value
 
 
 def fusable(network) -> bool:

@@ -14,7 +14,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ...structure.fused import grouped_conv2d, state_key
+from ...structure.fused import DerivedTensors, grouped_conv2d
 from .masks import TaskConditioned, TaskRoutingLayer
 
 
@@ -47,8 +47,7 @@ class SparseEvaluation:
             self.active[i] = active_channels(routes[i].masks.cpu()) if i in routes else \
                 torch.arange(spec.width).expand(tasks, -1)
         self.last = len(model.trunk) - 1
-        self._key: tuple | None = None
-        self._gathered: dict = {}
+        self._cache = DerivedTensors(model, self._gather)
 
     def run(self, x: torch.Tensor, tasks: list[int]) -> list[torch.Tensor]:
         """The heads' outputs for tasks `tasks` on x, one [B, out] per task."""
@@ -112,15 +111,8 @@ class SparseEvaluation:
 
     def gathered(self) -> dict:
         """Per unit past the first TRL: each task's (weight, bias, mean, var, scale, shift) over its channels,
-        [T, K_out, ...]; rebuilt when a parameter or statistic changed, traced afresh under torch.export."""
-        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
-            return self._gather()
-        key = state_key(self.model)
-        if key != self._key:
-            with torch.no_grad():
-                self._gathered = self._gather()
-            self._key = key
-        return self._gathered
+        [T, K_out, ...], kept until the model changes (DerivedTensors)."""
+        return self._cache.get()
 
     def _gather(self) -> dict:
         out = {}
