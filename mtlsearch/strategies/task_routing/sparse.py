@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.nn import functional as F
 
 from ...structure.fused import DerivedTensors, grouped_conv2d
 from .masks import TaskConditioned, TaskRoutingLayer
@@ -62,38 +61,24 @@ class SparseEvaluation:
         gathered = self.gathered()
         for i in range(self.first, len(model.trunk)):
             unit = model.trunk[i]
-            if i == self.first:  # one output for every task; each keeps its channels
-                h = unit.norm(unit.op(h.flatten(1) if unit.spec.type == "linear" and h.dim() > 2 else h))
+            if i == self.first:  # one output for every task (activation and pool act per channel, so before
+                # the TRL's pick, once); each task keeps its channels
+                h = unit.post(unit.act(unit.norm(unit.op(h.flatten(1) if unit.spec.type == "linear" and h.dim() > 2
+                                                         else h))))
                 h = with_zero_channel(h).index_select(1, self.active[i].to(h.device)[index].flatten())
-            elif unit.spec.type == "conv":
-                h = self._grouped_conv(unit, h, gathered[i], index, groups)
+                continue
+            weight, bias = (t.index_select(0, index) for t in gathered[i])
+            if unit.spec.type == "conv":  # one conv with groups = tasks over [B, G * K_in, H, W]
+                h = grouped_conv2d(h, weight.flatten(0, 1), bias.flatten(), unit.spec.stride, unit.spec.padding,
+                                   groups)
             else:  # [G, B, F] from here on: batched matrix products, no layout copies
-                h = self._grouped_linear(unit, h, gathered[i], index, groups, len(x))
+                h = h if h.dim() == 3 else h.reshape(len(x), groups, -1).transpose(0, 1)
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             h = unit.post(unit.act(h))
         features = h if h.dim() == 3 else h.reshape(len(x), groups, -1).transpose(0, 1)
         if not bool((self.active[self.last] == torch.arange(self.active[self.last].shape[1])).all()):
             features = self._scatter(features, index)
         return model.heads(features, tasks)
-
-    @staticmethod
-    def _grouped_conv(unit, h, tensors, index, groups) -> torch.Tensor:
-        """One conv with groups = tasks over [B, G * K_in, H, W], then each task's batch norm."""
-        weight, bias, mean, var, scale, shift = (t.index_select(0, index).flatten(0, 1) for t in tensors)
-        y = grouped_conv2d(h, weight, bias, unit.spec.stride, unit.spec.padding, groups)
-        return F.batch_norm(y, mean, var, scale, shift, False, 0.0, unit.norm.eps) if unit.spec.norm else y
-
-    @staticmethod
-    def _grouped_linear(unit, h, tensors, index, groups, batch) -> torch.Tensor:
-        """[G, B, K_in] (or the conv map [B, G * K_in, ...]) -> [G, B, out]: W_t h_t + b_t, then BN_t as the
-        affine map it is in eval mode."""
-        weight, bias, mean, var, scale, shift = (t.index_select(0, index) for t in tensors)
-        if h.dim() != 3:
-            h = h.reshape(batch, groups, -1).transpose(0, 1)
-        y = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-        if not unit.spec.norm:
-            return y
-        a = scale * torch.rsqrt(var + unit.norm.eps)  # (y - mean) a + shift, batch_norm's order (y a + c cancels)
-        return torch.addcmul(shift.unsqueeze(1), y - mean.unsqueeze(1), a.unsqueeze(1))
 
     def _scatter(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Features [G, B, K * P] of the active channels back to the full layer's [G, B, C * P] (zeros elsewhere)."""
@@ -110,8 +95,8 @@ class SparseEvaluation:
         return (channels.unsqueeze(-1) * positions + torch.arange(positions)).flatten(1)
 
     def gathered(self) -> dict:
-        """Per unit past the first TRL: each task's (weight, bias, mean, var, scale, shift) over its channels,
-        [T, K_out, ...], kept until the model changes (DerivedTensors)."""
+        """Per unit past the first TRL: each task's weight [T, K_out, K_in, ...] and bias [T, K_out] over its
+        channels, its eval-mode batch norm folded in, kept until the model changes (DerivedTensors)."""
         return self._cache.get()
 
     def _gather(self) -> dict:
@@ -130,15 +115,16 @@ class SparseEvaluation:
             weight = with_zero_channel(weight.unsqueeze(0), 1).squeeze(0)
             per_task = weight[rows.unsqueeze(-1), columns.unsqueeze(1)]  # [T, K_out, K_in, ...]
             bias = with_zero_channel(unit.op.bias.unsqueeze(0))[0][rows]
-            if spec.norm:
+            if spec.norm:  # BN_t(W x + b) = a (W x + b - mean_t) + shift, a = scale / sqrt(var_t + eps)
                 mean, var = unit.norm.eval_statistics()
                 mean, var = with_zero_channel(mean), with_zero_channel(var, value=1.0)
                 tasks = torch.arange(len(rows), device=rows.device).unsqueeze(-1)
-                stats = (mean[tasks, rows], var[tasks, rows], with_zero_channel(unit.norm.weight.unsqueeze(0))[0][rows],
-                         with_zero_channel(unit.norm.bias.unsqueeze(0))[0][rows])
-            else:
-                stats = (bias,) * 4
-            out[i] = (per_task, bias, *stats)
+                scale = with_zero_channel(unit.norm.weight.unsqueeze(0))[0][rows]  # 0 on padding: a zero channel
+                shift = with_zero_channel(unit.norm.bias.unsqueeze(0))[0][rows]
+                a = scale * torch.rsqrt(var[tasks, rows] + unit.norm.eps)
+                per_task = per_task * a.view(*a.shape, *[1] * (per_task.dim() - 2))
+                bias = (bias - mean[tasks, rows]) * a + shift
+            out[i] = (per_task, bias)
         return out
 
 
