@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import mtlsearch
-from mtlsearch.structure.compare import describe
+from mtlsearch.groupings import describe
 
 RUNS = {"selective_sharing": {"criterion": "similarity"}, "task_affinity": {}, "hard_sharing": {}}
 

@@ -41,7 +41,7 @@ _PUBLIC = {  # public name -> (module, attribute in it; None: the module itself)
     "freeze": ("mtlsearch.structure", "freeze"),
     "save_frozen": ("mtlsearch.structure", "save_frozen"),
     "load_frozen": ("mtlsearch.structure", "load_frozen"),
-    "compare": ("mtlsearch.structure.compare", "compare"),  # the task groupings of runs side by side
+    "compare": ("mtlsearch.groupings", "compare"),  # the task groupings of runs side by side
     # Ray Tune and Optuna for your own scripts (the CLI's search is mtlsearch.search)
     "tune": ("mtlsearch.tune", None),
     "optuna": ("mtlsearch.optuna", None),

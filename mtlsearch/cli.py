@@ -120,7 +120,7 @@ def _show(args) -> None:
 
 
 def _compare(args) -> None:
-    from .structure.compare import compare, describe
+    from .groupings import compare, describe
 
     result = compare(args.run_dirs, args.out, args.overwrite)
     print(describe(result))

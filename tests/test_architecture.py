@@ -24,6 +24,7 @@ LAYERS = {
     "mtlsearch.structure": 3,
     "mtlsearch.strategies": 4,
     "mtlsearch.training": 5, "mtlsearch.settings": 5, "mtlsearch.run": 5, "mtlsearch.retrain": 5,
+    "mtlsearch.groupings": 5,
     "mtlsearch.search": 6, "mtlsearch.optuna": 6, "mtlsearch.tune": 6, "mtlsearch.reproduce": 6,
     "mtlsearch.search.cli": 7, "mtlsearch.reproduce.cli": 7, "mtlsearch.cli": 7, "mtlsearch.__main__": 7,
     "mtlsearch": 8,  # the package itself: the public surface re-exports from every layer

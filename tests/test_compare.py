@@ -7,7 +7,7 @@ import pytest
 
 from mtlsearch.cli import main
 from mtlsearch.run import train_run
-from mtlsearch.structure.compare import compare
+from mtlsearch.groupings import compare
 
 DATASET = "synthetic:own=0,n_samples=1200"
 

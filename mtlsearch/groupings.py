@@ -15,9 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import adjusted_rand_score
 
-from ..errors import UserError
-from .graph import SharingStructure
-from .views import layers, task_affinity, task_groups
+from .errors import UserError
+from .structure.draw import affinity_heatmap
+from .structure.graph import SharingStructure
+from .structure.views import layers, task_affinity, task_groups
 
 
 @dataclass
@@ -60,7 +61,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _load_run(path: Path, label: str) -> RunGroups:
-    from .frozen import structure_files
+    from .structure.frozen import structure_files
 
     structure = SharingStructure.load_json(structure_files(path, need_weights=False).structure)
     config = next((_read_json(d / "config.json") for d in (path, path.parent) if (d / "config.json").is_file()), {})
@@ -95,7 +96,7 @@ def planted_groups(runs: list[RunGroups], tasks: list[str]) -> tuple[list[list[s
     dataset = next((r.config.get("dataset") for r in runs if r.config.get("dataset")), None)
     if dataset is None:
         return None, "no config.json names the dataset"
-    from ..problems import load_problem
+    from .problems import load_problem
 
     data_root = next((r.config.get("data_root") for r in runs if r.config.get("data_root")), None)
     try:
@@ -153,7 +154,7 @@ def compare(run_dirs, out=None, overwrite: bool = False) -> dict:
     pairwise = [[ari(a["groups"], b["groups"], tasks) for b in rows] for a in rows]
     result = {"tasks": tasks, "planted": planted, "planted_from": source, "runs": rows, "pairwise_ari": pairwise}
     if out is not None:
-        from ..run import prepare_out_dir, write_json
+        from .run import prepare_out_dir, write_json
 
         directory = prepare_out_dir(out, overwrite)
         write_json(directory / "compare.json", result)
@@ -164,8 +165,6 @@ def compare(run_dirs, out=None, overwrite: bool = False) -> dict:
 def draw_comparison(runs: list[RunGroups], rows: list[dict], tasks: list[str], planted, path) -> Path:
     """Every run's parameter-sharing affinity (and look-ahead affinity where measured) side by side, tasks in one
     order: the planted groups' where known, else the first run's grouping, framed on every panel."""
-    from ..strategies.task_affinity.pictures import affinity_heatmap
-
     reference = planted or rows[0]["groups"]
     order = [tasks.index(t) for g in reference for t in g]
     names = [tasks[i] for i in order]
