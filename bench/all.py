@@ -21,11 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import search, selective_sharing, sfg, structure_export, task_routing
+from bench import search, selective_sharing, sfg, structure_export, task_affinity, task_routing
 from bench.common import Ratio, bench_arguments
 
 BENCHES = {"sfg": sfg.ratios, "task_routing": task_routing.ratios, "selective_sharing": selective_sharing.ratios,
-           "structure_export": structure_export.ratios, "search": search.ratios}
+           "structure_export": structure_export.ratios, "task_affinity": task_affinity.ratios,
+           "search": search.ratios}
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "BENCH.md"
 
 

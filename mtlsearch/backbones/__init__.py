@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from torchvision.models.vgg import cfgs as VGG_CONFIGS
-
 from ..errors import choice_error
 from .layers import LayerSpec, Pool, Unit, build_layer, build_units, fit_pools, shapes
+
+# VGG configurations A (VGG-11) and D (VGG-16) of Simonyan & Zisserman (2015), table 1, as torchvision lists them:
+# conv widths, "M" a 2x2 max-pool. Written out so that importing a backbone does not import torchvision (2 s).
+VGG_CONFIGS = {"A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+               "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def cnn(input_shape) -> Backbone:
 
 
 def _vgg(name: str, config: str, input_shape) -> Backbone:
-    """torchvision's VGG layer configuration with BN; global average pool and FC 512 replace the 4096-wide head."""
+    """VGG with BN, as torchvision builds it; global average pool and FC 512 replace the 4096-wide head."""
     trunk: list[LayerSpec] = []
     for item in VGG_CONFIGS[config]:
         if item == "M":

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .draw import draw_affinity, draw_structure
 from .freeze import freeze
 from .frozen import save_frozen
 from .graph import SharingStructure, validate
@@ -28,6 +27,8 @@ def export_structure(out, structure: SharingStructure, weights: dict) -> list[st
     validate(structure.graph, f"the {structure.strategy} structure")  # what is written must load back
     structure.save_json(out / "structure.json")
     structure.save_graphml(out / "structure.graphml")
+    from .draw import draw_affinity, draw_structure  # matplotlib only where a picture is drawn (not in trials)
+
     draw_structure(structure, out / "structure.png")
     draw_affinity(structure, out / "affinity.png")
     save_frozen(freeze(structure, {k: v.detach().cpu() for k, v in weights.items()}), out / "frozen",
