@@ -174,3 +174,19 @@ def test_interrupted_search_resumes_without_repeating_finished_trials(ray_sessio
     assert len(list(cfg.run_dir.glob("ray/*/result.json"))) == 4
     for path, text in finished.items():
         assert path.read_text() == text  # a finished trial was not trained again
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "random"])
+def test_every_sampler_survives_a_pickle_round_trip(name):
+    """Ray Tune pickles the searcher with its sampler (Optuna 5.1's NSGA-II holds a thread lock)."""
+    import pickle
+
+    import optuna
+
+    from mtlsearch.search.config import make_sampler
+
+    sampler = pickle.loads(pickle.dumps(make_sampler(name, seed=3)))
+    study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"] if name == "nsga2" else None)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0) if name == "nsga2" else t.suggest_float("x", 0, 1),
+                   n_trials=3)
+    assert len(study.trials) == 3

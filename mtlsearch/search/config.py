@@ -13,7 +13,7 @@ from ..errors import UserError, choice_error
 
 BACKENDS = ("ray", "optuna")
 SCHEDULERS = ("asha", "none")  # none: every trial runs all its epochs
-SAMPLERS = {"tpe": "TPESampler", "nsga2": "NSGAIISampler", "random": "RandomSampler"}  # classes of optuna.samplers
+SAMPLERS = {"tpe": "TPESampler", "nsga2": "NSGAIISampler", "random": "RandomSampler"}  # classes of search.samplers
 OBJECTIVES = {"score": "maximize", "params": "minimize"}
 STUDY_SETTINGS = ("dataset", "space", "trials", "objectives", "sampler", "seed", "fixed")  # its workers share these
 
@@ -33,9 +33,9 @@ def make_sampler(name: str, seed: int):
     """The Optuna sampler called `name` (a key of SAMPLERS), seeded."""
     if name not in SAMPLERS:
         raise choice_error("sampler", name, SAMPLERS)
-    import optuna  # only a search that runs needs it: `mtlsearch --help` stays quick
+    from . import samplers  # only a search that runs needs Optuna: `mtlsearch --help` stays quick
 
-    return getattr(optuna.samplers, SAMPLERS[name])(seed=seed)
+    return getattr(samplers, SAMPLERS[name])(seed=seed)
 
 
 def describe_differences(mine: dict, theirs: dict) -> str | None:
