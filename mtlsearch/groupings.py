@@ -18,7 +18,7 @@ from sklearn.metrics import adjusted_rand_score
 from .errors import UserError
 from .structure.draw import affinity_heatmap
 from .structure.graph import SharingStructure
-from .structure.views import layers, task_affinity, task_groups
+from .structure.views import deepest_grouping, layers, task_affinity, task_groups
 
 
 @dataclass
@@ -38,10 +38,7 @@ class RunGroups:
     @property
     def grouping(self) -> tuple[int | None, list[list[str]]]:
         """(layer, groups) at the deepest layer where tasks still share a block; (None, every task alone)."""
-        for layer, groups in reversed(self.per_layer.items()):
-            if any(len(g) > 1 for g in groups):
-                return layer, groups
-        return None, [[t] for t in self.structure.task_names]
+        return deepest_grouping(self.structure)
 
     @property
     def lookahead(self) -> np.ndarray | None:

@@ -17,7 +17,7 @@ from mtlsearch.reproduce.report import all_findings, read_raw
 from mtlsearch.reproduce.measure import Cost, over_budget
 
 PICTURES = ("task_routing_sigma.png", "task_routing_many_tasks.png", "sfg_depth.png", "selective_sharing.png",
-            "discovery_curve.png", "all_strategies.png")
+            "discovery_curve.png", "all_strategies.png", "four_groupings.png")
 
 
 def table_rows(text: str, heading: str) -> list[list[str]]:
@@ -106,6 +106,20 @@ def test_smoke_run_writes_tables_and_pictures_from_measured_numbers(smoke):
     assert 0.0 <= score <= 1.0 and score == pytest.approx(hard["test"]["score"], abs=5e-4)
     assert everything["digits", "hard_sharing"][7] == f"{int(hard['best_epoch'] == len(hard['val_scores']))} of 1"
 
+    # 6. the four groupings: each row's groups, layer and score are its raw run's; strategies agree by their ARI
+    grouped = {(r[0], r[1]): r for r in table_rows(text, "## 6. Four groupings compared")}
+    assert {s for _, s in grouped} == {"hard_sharing", "task_routing", "sfg", "selective_sharing", "task_affinity"}
+    affinity = result("digits", "task_affinity", switch_epoch=2)
+    assert number(grouped["digits", "task_affinity"][4]) == pytest.approx(affinity["test"]["score"], abs=5e-4)
+    groups = affinity["grouping"]["groups"]
+    assert grouped["digits", "task_affinity"][10] == " ".join("[" + " ".join(g) + "]" for g in groups)
+    assert sorted(map(sorted, groups)) == sorted(map(sorted, affinity["report"]["final_groups"]))  # as it chose
+    assert grouped["digits", "hard_sharing"][10] == "all together"
+    assert number(grouped["digits", "task_affinity"][6]) == len(groups) > 1
+    agreement = {(r[0], r[1], r[2]): r[3] for r in table_rows(text, "Agreement between strategies")}
+    hard_tr = result("digits", "task_routing", tr, mask_mode="partition", sigma=0.4, task_sampling="one")
+    assert agreement["digits", "task_routing", "task_affinity"] == f"{ari_of(hard_tr, affinity):.2f}"
+
     # the summary: one verdict word per finding, as the rules decide from the raw numbers
     summary = table_rows(text, "## Summary")
     verdicts = [row[2].strip("*") for row in summary]
@@ -117,6 +131,42 @@ def test_smoke_run_writes_tables_and_pictures_from_measured_numbers(smoke):
     above = [sfg["sfg"] > v for k, v in sfg.items() if k != "sfg"]  # one seed: higher is clearly higher
     expected = F.REPRODUCED if all(above) else F.NOT if not any(above) else F.PARTLY
     assert f"**digits: {expected}.** SFG scored" in text
+
+
+def ari_of(a: dict, b: dict) -> float:
+    """The adjusted Rand index of two raw runs' groupings, computed here from their group lists."""
+    from sklearn.metrics import adjusted_rand_score
+
+    def labels(r):
+        where = {t: k for k, g in enumerate(r["grouping"]["groups"]) for t in g}
+        return [where[t] for t in r["grouping"]["tasks"]]
+
+    return adjusted_rand_score(labels(a), labels(b))
+
+
+def test_reuse_trains_only_the_runs_an_earlier_reproduction_lacks(smoke, tmp_path):
+    import json
+    import shutil
+
+    out = tmp_path / "docs"
+    shutil.copytree(smoke[0], out)
+    raw = json.loads((out / "results" / "runs.json").read_text())
+    dropped = next(r for r in raw["runs"] if r["run"]["dataset"].startswith("synthetic:own=0,"))
+    raw["runs"].remove(dropped)
+    (out / "results" / "runs.json").write_text(json.dumps(raw))
+    before = (out / "RESULTS.md").read_text()
+
+    reproduce(out, quick=True, reuse=True, quiet=True)
+    after = (out / "RESULTS.md").read_text()
+    again = json.loads((out / "results" / "runs.json").read_text())
+    assert [g["trained"] for g in again["generations"]] == [len(raw["runs"]) + 1, 1]
+    assert again["generations"][-1]["reused"] == len(raw["runs"])
+    retrained = next(r for r in again["runs"] if r["run"] == dropped["run"])
+    assert retrained["result"]["test"] == dropped["result"]["test"]  # same seed, same result on the CPU
+    assert "trained 1 run, took 0 cost measurements and reused" in after.splitlines()[2]
+    assert after.split("## Summary")[1] == before.split("## Summary")[1]  # every table and verdict unchanged
+    with pytest.raises(UserError, match="runs.json does not exist"):
+        reproduce(tmp_path / "empty", quick=True, reuse=True)
 
 
 def test_cost_budget_skips_counts_the_smaller_ones_predict_too_slow():

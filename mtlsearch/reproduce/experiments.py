@@ -13,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from . import papers
 from .measure import Cost, Run, run
-from .plan import TR_SIGMA_FOR_COMPARISON, Plan
+from .plan import AFFINITY_SWITCH_EPOCH, TR_SIGMA_FOR_COMPARISON, Plan
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class Results:
     costs: dict
     plan: Plan
     errors: dict = field(default_factory=dict)  # Run -> why it has no result
+    reused: int = 0  # training results taken from an earlier generation's runs.json
+    reused_costs: int = 0  # cost measurements taken from it
 
     def runs(self, dataset: str, strategy: str, train: dict | None = None, epochs_of: str | None = None,
              **config) -> list[dict | None]:
@@ -117,8 +119,8 @@ def tr_config(sigma: float) -> dict:
 
 def comparison_config(strategy: str) -> dict:
     """Settings of each strategy in the comparison: defaults, except those fixed a priori."""
-    return {"task_routing": tr_config(TR_SIGMA_FOR_COMPARISON),
-            "selective_sharing": {"criterion": "similarity"}}.get(strategy, {})
+    return {"task_routing": tr_config(TR_SIGMA_FOR_COMPARISON), "selective_sharing": {"criterion": "similarity"},
+            "task_affinity": {"switch_epoch": AFFINITY_SWITCH_EPOCH}}.get(strategy, {})
 
 
 def comparison_train(plan: Plan, strategy: str) -> dict:

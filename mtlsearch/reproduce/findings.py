@@ -392,4 +392,6 @@ def comparison_verdict(row: dict, rows: list[dict]) -> str:
         return "yes" if all(o == "clear" for o in outcomes) else f"beats {won} of {len(outcomes)}"
     if row["strategy"] == "selective_sharing":
         return "section 4 (against hard sharing and random, same optimiser)"
+    if row["strategy"] == "task_affinity":
+        return "section 6 (its grouping against the others')"
     return "(baseline)"

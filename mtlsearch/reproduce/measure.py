@@ -21,6 +21,7 @@ from ..problems import Problem, Task, load_problem
 from ..problems.data import tensor_dataset
 from ..run import tested
 from ..strategies import get_strategy
+from ..structure.views import deepest_grouping, task_affinity
 from ..training import TrainConfig, Trainer, TrainingDiverged
 
 HISTORY_KEYS = {"epoch", "train_loss", "val_score", "val_loss", "seconds", "params"}  # the trainer's own keys
@@ -86,13 +87,23 @@ def train(job: Run) -> dict:
             return {"error": f"diverged: {err}"}
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     result = tested(trainer)
-    return jsonable({
+    return jsonable({**sharing_of(strategy, trainer.model),
         "test": result["test"], "params": result["params"], "seconds": wall, "cpu_seconds": cpu,
         "best_epoch": result["best_epoch"], "val_scores": [h["val_score"] for h in result["history"]],
         "logs": [{k: v for k, v in h.items() if k not in HISTORY_KEYS} for h in result["history"]],
         "report": result["report"], "config": strategy.config, "task_types": {t.name: t.type for t in problem.tasks},
         "true_groups": problem.true_groups,
         "warnings": sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})})
+
+
+def sharing_of(strategy, model: torch.nn.Module) -> dict:
+    """What the trained network shares, as its exported structure says: the grouping that stands for it (the
+    deepest layer where tasks still share a block) and the T x T share of each task's parameters another task uses."""
+    structure, _ = strategy.structure(model)
+    layer, groups = deepest_grouping(structure)
+    kinds = sorted({d["kind"] for _, d in structure.graph.nodes(data=True) if d["layer"] == layer})
+    return {"grouping": {"layer": layer, "kind": "/".join(kinds), "groups": groups, "tasks": structure.task_names},
+            "parameter_sharing": task_affinity(structure).tolist()}
 
 
 # cost measurements

@@ -53,7 +53,7 @@ SS_CLAIM = "fewer parameters than the hard-sharing (MTL) baseline at equal or be
 SS_RANDOM_CLAIM = ("every criterion improves on the random control ('a constant improvement over this method in all "
                    "cases', supplemental material A.2)")
 
-# Stochastic Filter Groups (000_*, 003_*: poster and abstract; no tables in the seed texts).
+# Stochastic Filter Groups (000_*, 003_*: poster and abstract; no tables in the poster or abstract).
 SFG_DEPTH_CLAIM = "the ratio of task-specific groups increases with layer depth (UTKFace and prostate MRI)"
 SFG_BASELINE_CLAIM = ("SFG improves on single-task networks, hard parameter sharing and cross-stitch networks "
                       "(UTKFace age + gender, prostate MRI)")
@@ -64,6 +64,8 @@ CLAIMS = {
     "sfg": "beats single-task, hard sharing and cross-stitch",
     "selective_sharing": "fewer parameters than hard sharing at equal or better accuracy (random grouping, too: "
                          "section 4)",
+    "task_affinity": "beyond the three papers (TAG, Fifty et al. 2021): groups chosen by look-ahead affinity train "
+                     "better together than all tasks on one network",
 }
 
 

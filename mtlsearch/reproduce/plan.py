@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from ..errors import UserError
 
-STRATEGIES = ("single_task", "hard_sharing", "cross_stitch", "task_routing", "sfg", "selective_sharing")
+STRATEGIES = ("single_task", "hard_sharing", "cross_stitch", "task_routing", "sfg", "selective_sharing",
+              "task_affinity")
 COMPARED_DATASETS = ("multimnist:pairs=4000", "mnist-5k")
 TR_SIGMA_FOR_COMPARISON = 0.4  # the paper's best sigma on UCSD-Birds, fixed before any run here
 
@@ -24,22 +25,27 @@ PAPER_OPTIMISERS = {"task_routing": {"optimizer": "sgd", "lr": 0.01, "momentum":
 # Epochs per dataset and strategy in the full run, chosen from one measured epoch time per strategy and data set
 # (runner.EPOCH_SECONDS) so that the whole reproduction fits in 45 minutes on two cores. SFG and its baselines
 # get the same epochs. Selective Sharing gets more: it clusters from epoch 1 and locks after up to 3 quiet
-# epochs. Task Routing trains one task per batch (Algorithm 1), so a task gets 1/T of an epoch's updates: 16
+# epochs. task_affinity (beyond the papers) measures affinity for its first AFFINITY_SWITCH_EPOCH epochs on one
+# hard-sharing network and trains its chosen groups for the rest. Task Routing trains one task per batch
+# (Algorithm 1), so a task gets 1/T of an epoch's updates: 16
 # epochs on mnist-5k (T = 10) and 12 on multimnist (T = 6) give each task about two epochs of its own updates.
 FULL_EPOCHS = {
     "multimnist:pairs=4000": {"single_task": 4, "hard_sharing": 4, "cross_stitch": 4, "task_routing": 12, "sfg": 4,
-                              "selective_sharing": 6},
+                              "selective_sharing": 6, "task_affinity": 4},
     "mnist-5k": {"single_task": 4, "hard_sharing": 4, "cross_stitch": 4, "task_routing": 16, "sfg": 4,
-                 "selective_sharing": 6},
+                 "selective_sharing": 6, "task_affinity": 4},
     "synthetic": {"selective_sharing": 10},
 }
+AFFINITY_SWITCH_EPOCH = 2  # task_affinity's groups are chosen at the end of this epoch (quick and full plans)
 # The difficulty sweep of `synthetic` (own: a task's own function relative to its group's).
 OWNS = (0.0, 0.5, 0.75, 1.0, 1.5)
 
 
 def _quick_epochs(datasets: tuple[str, ...]) -> dict:
-    """One epoch of everything (two for Task Routing, which trains one task per batch) on the quick data sets."""
+    """One epoch of everything (two for Task Routing, which trains one task per batch; task_affinity one after
+    choosing its groups) on the quick data sets."""
     per = {s: 2 if s == "task_routing" else 1 for s in STRATEGIES}
+    per["task_affinity"] = AFFINITY_SWITCH_EPOCH + 1
     return {**{ds: dict(per) for ds in datasets}, "synthetic": {"selective_sharing": 2}}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from ..training import TrainConfig
 from . import findings as F
-from . import papers, pictures
+from . import four_groupings, papers, pictures
 from .experiments import (Results, Stat, all_strategies, comparison_config, comparison_train, discovery_curve,
                           many_tasks, selective_sharing, sfg_depth, sfg_vs_baselines, sigma_sweep)
 from .measure import Cost, run
@@ -148,13 +149,13 @@ def section_sfg(depth_rows, baseline_rows, figure) -> tuple[str, list[F.Finding]
     parts = ["## 3. Stochastic Filter Groups",
              "Share of each trunk layer's kernels whose most probable group (argmax p) is a task's own rather than the "
              "shared group, at the end of training, with the strategy's default settings (Adam). The paper (poster "
-             f"and abstract; no table in the seed texts): {papers.SFG_DEPTH_CLAIM}.",
+             f"and abstract, which give no table): {papers.SFG_DEPTH_CLAIM}.",
              rule_block(depth), table(header, body), verdict_block(depth), f"![SFG share by depth](results/{figure})",
              "### SFG against the baselines",
-             f"The paper: {papers.SFG_BASELINE_CLAIM} (no numbers in the seed texts); the poster also compares with "
-             "an MTL network with no learned allocation. Every row trains with Adam; SFG evaluates its argmax "
-             "allocation, the no-learned-allocation row (whose p stays uniform, so it has no argmax) the Monte Carlo "
-             "average over sampled allocations.",
+             f"The paper: {papers.SFG_BASELINE_CLAIM} (the poster and abstract give no numbers); the poster also "
+             "compares with an MTL network with no learned allocation. Every row trains with Adam; SFG evaluates its "
+             "argmax allocation, the no-learned-allocation row (whose p stays uniform, so it has no argmax) the Monte "
+             "Carlo average over sampled allocations.",
              rule_block(versus),
              table(["dataset", "method", "score", "accuracy (classification)", "R² (regression)", "parameters"], vs),
              verdict_block(versus)]
@@ -227,8 +228,10 @@ def section_all(rows, figure) -> str:
                         f"![score against parameters](results/{figure})"])
 
 
-def write_report(results: Results, out_dir: Path, seconds: float, command: str) -> Path:
-    """Compute every table, draw every picture and write RESULTS.md (plus results/runs.json)."""
+def write_report(results: Results, out_dir: Path, seconds: float, command: str, earlier: list[dict] | None = None
+                 ) -> Path:
+    """Compute every table, draw every picture and write RESULTS.md (plus results/runs.json); `earlier`: the
+    generations whose runs were reused (their command, date and minutes)."""
     plan = results.plan
     figures = out_dir / "results"
     figures.mkdir(parents=True, exist_ok=True)
@@ -241,13 +244,20 @@ def write_report(results: Results, out_dir: Path, seconds: float, command: str) 
     text3, f3 = section_sfg(depth, versus, pictures.sfg_depth(depth, figures / "sfg_depth.png"))
     text4, f4 = section_selective_sharing(ss, curve, plan, figures)
     text5 = section_all(everything, pictures.all_strategies(everything, figures / "all_strategies.png"))
+    grouped, agreement = four_groupings.rows(results)
+    text6 = four_groupings.section(grouped, agreement, four_groupings.picture(grouped, results, figures /
+                                                                             "four_groupings.png"), cell, table)
     found = [f1, f2, *f3, *f4]
     summary = table(["finding", "the paper", "here"], [[f.title, f.paper, f"**{f.verdict}**"] for f in found])
-    parts = [header(plan, seconds, command), _settings(results), "## Summary", summary, _not_reproduced(found),
-             _rules(), text1, text2, text3, text4, text5, _errors(results)]
+    generation = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "minutes": round(seconds / 60, 1),
+                  "trained": len(results.trained) - results.reused, "reused": results.reused,
+                  "measured": len(results.costs) - results.reused_costs, "reused_costs": results.reused_costs}
+    generations = [*(earlier or []), generation]
+    parts = [header(plan, generations), _settings(results), "## Summary", summary, _not_reproduced(found),
+             _rules(), text1, text2, text3, text4, text5, text6, _errors(results)]
     path = out_dir / "RESULTS.md"
     path.write_text("\n\n".join(p for p in parts if p) + "\n")
-    _write_raw(results, figures / "runs.json")
+    _write_raw(results, figures / "runs.json", generations)
     return path
 
 
@@ -262,13 +272,29 @@ def _not_reproduced(found: list[F.Finding]) -> str:
     return text + " Each section gives the numbers behind its verdict."
 
 
-def header(plan, seconds: float, command: str) -> str:
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def generated(generations: list[dict]) -> str:
+    """'Generated by `cmd` on date in X minutes', and what an earlier generation contributed when runs were reused."""
+    now, before = generations[-1], generations[:-1]
+    text = f"Generated by `{now['command']}` on {now['date']} in {now['minutes']:.1f} minutes"
+    if before:
+        text += (f", which trained {plural(now['trained'], 'run')}, took {plural(now['measured'], 'cost measurement')} "
+                 f"and reused {plural(now['reused'], 'run')} and {plural(now['reused_costs'], 'cost measurement')} of "
+                 "earlier generations (same plan and settings): " +
+                 "; ".join(f"`{g['command']}` on {g['date']} in {g['minutes']:.1f} minutes" for g in before))
+    return text
+
+
+def header(plan, generations: list[dict]) -> str:
     names = sorted({s for per in plan.epochs.values() for s in per})
     epochs = table(["dataset"] + names, [[ds] + [per.get(s, "—") for s in names] for ds, per in plan.epochs.items()])
     return "\n\n".join([
         "# Reproducing the papers' findings on real data",
-        f"Generated by `{command}` on {time.strftime('%Y-%m-%d %H:%M')} in {seconds / 60:.1f} minutes "
-        f"(plan `{plan.name}`). Machine: {os.cpu_count()} CPU cores, {machine_bytes() / 1e9:,.1f} GB RAM, "
+        f"{generated(generations)} (plan `{plan.name}`). Machine: {os.cpu_count()} CPU cores, "
+        f"{machine_bytes() / 1e9:,.1f} GB RAM, "
         f"{platform.machine()}, {platform.system()}; Python {platform.python_version()}, torch {torch.__version__}; "
         f"one thread per run, runs in parallel. Data: {', '.join(f'`{d}`' for d in plan.datasets)} (see the "
         f"README's Problems) and the planted `synthetic`. Seeds: {', '.join(map(str, plan.seeds))} (mean ± sample "
@@ -316,13 +342,14 @@ def _errors(results: Results) -> str:
     return "## Runs without a result\n\n" + "\n".join(lines)
 
 
-def _write_raw(results: Results, path: Path) -> None:
+def _write_raw(results: Results, path: Path, generations: list[dict]) -> None:
     """Every run's result, for anyone who wants to recompute a table."""
     runs = [{"run": {"dataset": r.dataset, "strategy": r.strategy, "seed": r.seed, "epochs": r.epochs,
                      "settings": dict(r.config), "train": dict(r.train)}, "result": v}
             for r, v in results.trained.items()]
     costs = [{"cost": {**asdict(c), "settings": dict(c.config)}, "result": v} for c, v in results.costs.items()]
-    path.write_text(json.dumps({"plan": results.plan.describe(), "runs": runs, "costs": costs}, default=str) + "\n")
+    path.write_text(json.dumps({"plan": results.plan.describe(), "generations": generations, "runs": runs,
+                                "costs": costs}, default=str) + "\n")
 
 
 def read_raw(path: Path, plan) -> Results:
@@ -336,6 +363,21 @@ def read_raw(path: Path, plan) -> Results:
         costs[Cost(**fields, config=tuple(sorted(c["cost"]["settings"].items())),
                    shape=tuple(c["cost"]["shape"]))] = c["result"]
     return Results(trained, costs, plan)
+
+
+def earlier_generations(out_dir: Path) -> list[dict]:
+    """The generations behind an earlier runs.json: as it records them, or read from its RESULTS.md's first line
+    (files written before runs.json kept them)."""
+    raw = json.loads((out_dir / "results" / "runs.json").read_text())
+    if raw.get("generations"):
+        return list(raw["generations"])
+    report = out_dir / "RESULTS.md"
+    found = re.search(r"Generated by `([^`]+)` on (\d{4}-\d\d-\d\d \d\d:\d\d) in ([\d.]+) minutes",
+                      report.read_text()) if report.is_file() else None
+    command, date, minutes = found.groups() if found else ("an earlier `mtlsearch reproduce`", "an unrecorded date",
+                                                            "nan")
+    return [{"command": command, "date": date, "minutes": float(minutes), "trained": len(raw["runs"]), "reused": 0,
+             "measured": len(raw["costs"]), "reused_costs": 0}]
 
 
 def all_findings(results: Results) -> list[F.Finding]:

@@ -24,9 +24,10 @@ from .measure import Cost, Run, measure_cost, over_budget, train
 # (longest first) and to print the expected duration, never in any result.
 EPOCH_SECONDS = {
     "mnist-5k": {"single_task": 22.0, "hard_sharing": 3.6, "cross_stitch": 24.0, "task_routing": 3.2, "sfg": 27.0,
-                 "selective_sharing": 4.0},
+                 "selective_sharing": 4.0, "task_affinity": 9.0},
     "multimnist:pairs=4000": {"single_task": 16.6, "hard_sharing": 3.1, "cross_stitch": 17.9, "task_routing": 3.1,
-                              "sfg": 17.3, "selective_sharing": 4.1},
+                              "sfg": 17.3, "selective_sharing": 4.1,
+                              "task_affinity": 8.0},
 }
 DATASET_FACTOR = {"multimnist:pairs=300": 0.08, "digits": 0.15, "synthetic": 0.1}
 
@@ -145,9 +146,11 @@ def run_all(runs: list[Run], chains: Chains, workers: int, progress: RunProgress
 
 
 def execute(runs: list[Run], chains: list[list[Cost]], workers: int, budget_bytes: float,
-            quiet: bool = False) -> tuple[dict, dict, float]:
-    """(training results by Run, cost results by Cost, wall seconds); duplicate runs are trained once."""
-    runs = list(dict.fromkeys(runs))
+            quiet: bool = False, done: dict | None = None, done_costs: dict | None = None) -> tuple[dict, dict, float]:
+    """(training results by Run, cost results by Cost, wall seconds); duplicate runs are trained once, runs in
+    `done` and chains whose every measurement is in `done_costs` not at all (their results are the caller's)."""
+    runs = [r for r in dict.fromkeys(runs) if r not in (done or {})]
+    chains = [chain for chain in chains if not all(c in (done_costs or {}) for c in chain)]
     started = time.perf_counter()
     progress = RunProgress(len(runs) + sum(len(c) for c in chains), quiet)
     try:

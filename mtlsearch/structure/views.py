@@ -89,6 +89,16 @@ def task_groups(structure: SharingStructure, layer: int) -> list[list[str]]:
     return sorted(groups, key=lambda c: order[c[0]])
 
 
+def deepest_grouping(structure: SharingStructure) -> tuple[int | None, list[list[str]]]:
+    """(layer, groups) at the deepest layer where tasks still share a block: the grouping that stands for a whole
+    network when runs are compared; (None, every task alone) when no block is shared."""
+    for layer in reversed(layers(structure)):
+        groups = task_groups(structure, layer)
+        if any(len(g) > 1 for g in groups):
+            return layer, groups
+    return None, [[t] for t in structure.task_names]
+
+
 def _kinds(structure: SharingStructure, layer: int) -> str:
     kinds = sorted({d["kind"] for _, d in structure.graph.nodes(data=True) if d["layer"] == layer})
     return "/".join(kinds)
