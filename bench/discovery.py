@@ -1,10 +1,11 @@
-"""Discovery quality as a curve: how well Selective Sharing's criteria recover the planted groups of `synthetic`
-as its difficulty knob `own` grows, against the random control.
+"""Discovery quality as a curve: how well Selective Sharing's criteria and task_affinity recover the planted groups
+of `synthetic` as its difficulty knob `own` grows, against the random control.
 
-    python bench/discovery.py [--quick] [--own 0,0.5,...] [--seeds N] [--epochs E] [--out FILE.png]
+    python bench/discovery.py [--quick] [--own 0,0.5,...] [--seeds N] [--epochs E] [--workers W] [--out FILE.png]
 
 For each value of `own` (how much of each task is its own function rather than its group's) and each seed, the
-problem `synthetic:own=<own>,seed=<seed>` is trained once per criterion; the adjusted Rand index (ARI) of the
+problem `synthetic:own=<own>,seed=<seed>` is trained once per criterion and once by task_affinity (affinity
+measured over every epoch, groups chosen at the end); the adjusted Rand index (ARI) of the
 final groups against the planted ones is printed as its mean and spread (lowest and highest) over the seeds and
 drawn as one picture (default docs/discovery.png). ARI 1 is exact recovery, 0 is chance.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.task_affinity import recovery as affinity_recovery
 from mtlsearch.problems.builtin import synthetic
 from mtlsearch.reproduce.experiments import group_labels
 from mtlsearch.strategies.selective_sharing import CRITERIA, SelectiveSharing
@@ -39,14 +42,27 @@ def recovery(own: float, seed: int, criterion: str, epochs: int) -> float:
     return float(adjusted_rand_score(problem.true_groups, group_labels(strategy.groups, problem.task_names)))
 
 
-def sweep(knob, seeds: int, epochs: int) -> dict[str, list[list[float]]]:
-    """ARI per criterion, per knob value, per seed."""
-    ari = {criterion: [] for criterion in CRITERIA}
-    for own in knob:
-        for criterion in CRITERIA:
-            ari[criterion].append([recovery(own, seed, criterion, epochs) for seed in range(seeds)])
-        print(f"own={own:g}: " + "  ".join(f"{c} {statistics.mean(ari[c][-1]):.2f}" for c in CRITERIA),
-              file=sys.stderr, flush=True)
+METHODS = (*CRITERIA, "task_affinity")
+
+
+def one_run(own: float, seed: int, method: str, epochs: int, threads: int) -> float:
+    torch.set_num_threads(threads)
+    if method == "task_affinity":
+        return affinity_recovery(own, seed, epochs)
+    return recovery(own, seed, method, epochs)
+
+
+def sweep(knob, seeds: int, epochs: int, workers: int = 1, threads: int = 1) -> dict[str, list[list[float]]]:
+    """ARI per method (each criterion, task_affinity), per knob value, per seed; `workers` runs at once."""
+    ari = {method: [] for method in METHODS}
+    with ProcessPoolExecutor(workers) as pool:
+        for own in knob:
+            futures = {m: [pool.submit(one_run, own, seed, m, epochs, threads) for seed in range(seeds)]
+                       for m in METHODS}
+            for method, runs in futures.items():
+                ari[method].append([f.result() for f in runs])
+            print(f"own={own:g}: " + "  ".join(f"{m} {statistics.mean(ari[m][-1]):.2f}" for m in METHODS),
+                  file=sys.stderr, flush=True)
     return ari
 
 
@@ -60,10 +76,10 @@ def table(knob, ari: dict[str, list[list[float]]]) -> str:
 
 
 def breakdown(knob, ari: list[list[float]]) -> str:
-    """The first knob value at which a criterion's mean ARI falls below 1 (exact recovery) and below 0.5."""
+    """The first knob value at which a method's mean ARI falls below 1 (exact recovery), 0.7 and 0.5."""
     def first(below: float) -> str:
         return next((f"{own:g}" for own, values in zip(knob, ari) if statistics.mean(values) < below), "never")
-    return f"below 1 from own={first(1.0 - 1e-9)}, below 0.5 from own={first(0.5)}"
+    return f"below 1 from own={first(1.0 - 1e-9)}, below 0.7 from own={first(0.7)}, below 0.5 from own={first(0.5)}"
 
 
 def draw(knob, ari: dict[str, list[list[float]]], seeds: int, epochs: int, path: Path) -> Path:
@@ -78,7 +94,8 @@ def draw(knob, ari: dict[str, list[list[float]]], seeds: int, epochs: int, path:
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("own: each task's own function relative to its group's shared one")
     ax.set_ylabel("adjusted Rand index vs planted groups")
-    ax.set_title(f"Selective Sharing on synthetic (8 tasks, 4 groups): mean and range of {seeds} seeds, "
+    ax.set_title(f"Selective Sharing and task_affinity on synthetic (8 tasks, 4 groups): mean and range of {seeds} "
+                 "seeds, "
                  f"{epochs} epochs", fontsize=9)
     ax.set_ylim(-0.35, 1.05)
     ax.legend(fontsize=8)
@@ -95,12 +112,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per run (default 10, as the "
                                                                 "reproduction's criteria runs on synthetic)")
     parser.add_argument("--out", type=Path, default=PICTURE, help="the picture (default docs/discovery.png)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per run (default 1)")
+    parser.add_argument("--workers", type=int, default=2, help="runs at once, each in its own process (default 2)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     knob = tuple(float(v) for v in args.own.split(",")) if args.own else QUICK_KNOB if args.quick else KNOB
     seeds = args.seeds or (1 if args.quick else 3)
-    ari = sweep(knob, seeds, args.epochs)
+    ari = sweep(knob, seeds, args.epochs, args.workers, args.threads)
     print(f"adjusted Rand index against the planted groups of synthetic (mean [lowest, highest] over {seeds} seeds, "
           f"{args.epochs} epochs)")
     print(table(knob, ari))
