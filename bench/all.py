@@ -64,6 +64,9 @@ def markdown(rows: list[Ratio], device: str, quick: bool, started: str, load_bef
         verdict = "" if r.met is None else ("yes" if r.met else "**no**")
         note = f" ({r.note})" if r.note else ""
         lines.append(f"| {r.bench} | {r.measure}{note} | {r.value:.3f} | {bar} | {verdict} |")
+    for r in rows:
+        if r.met is False and r.explain is not None:
+            lines += ["", f"## Where the time goes: {r.measure}", "", r.explain()]
     return "\n".join(lines) + "\n"
 
 

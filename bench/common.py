@@ -10,7 +10,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,6 +30,7 @@ class Ratio:
     bar: float | None  # None: reported, no bar
     at_most: bool = True
     note: str = ""
+    explain: Callable[[], str] | None = field(default=None, compare=False, repr=False)  # a profile, when not met
 
     @property
     def met(self) -> bool | None:
@@ -89,3 +90,43 @@ def without_hooks(trainer: Trainer) -> Trainer:
     """The same trainer stepping its model with no strategy hooks (hard sharing has none): a plain step."""
     trainer.strategy = get_strategy("hard_sharing")(trainer.problem, {}, trainer.seed)
     return trainer
+
+
+# operator kinds a profile is summed by (first match of the operator's name wins)
+KINDS = (("convolution", ("conv",)), ("batch norm", ("batch_norm",)), ("matmul / einsum", ("mm", "einsum", "matmul")),
+         ("pooling", ("pool",)))
+
+
+def kind_of(name: str) -> str:
+    return next((kind for kind, keys in KINDS if any(k in name for k in keys)), "other")
+
+
+def profile_step(step: Callable[[], object], steps: int = 3) -> dict:
+    """Self CPU milliseconds per step of every operator under torch.profiler (after one warm-up step), with the
+    totals by kind: where a step's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    ops = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages() if e.self_cpu_time_total > 0}
+    kinds: dict[str, float] = {}
+    for name, ms in ops.items():
+        kinds[kind_of(name)] = kinds.get(kind_of(name), 0.0) + ms
+    return {"ops": ops, "kinds": kinds, "total": sum(ops.values())}
+
+
+def profile_markdown(candidate: dict, baseline: dict, scale: float, names: tuple[str, str], top: int = 10) -> str:
+    """Markdown: per kind, the candidate's ms against `scale` x the baseline's (what the bar allows per kind),
+    then the candidate's `top` operators."""
+    rows = ["| kind | " + f"{names[0]} ms/step | {scale:g} x {names[1]} ms/step | ratio |", "|---|---|---|---|"]
+    for kind in [*(k for k, _ in KINDS), "other"]:
+        c, b = candidate["kinds"].get(kind, 0.0), baseline["kinds"].get(kind, 0.0) * scale
+        rows.append(f"| {kind} | {c:,.1f} | {b:,.1f} | {c / b:.2f} |" if b else f"| {kind} | {c:,.1f} | {b:,.1f} | — |")
+    c, b = candidate["total"], baseline["total"] * scale
+    rows.append(f"| **total** | {c:,.1f} | {b:,.1f} | {c / b:.2f} |")
+    ops = sorted(candidate["ops"].items(), key=lambda kv: -kv[1])[:top]
+    rows += ["", f"| {names[0]}'s top operators | ms/step | share of its step |", "|---|---|---|"]
+    rows += [f"| `{name}` | {ms:,.1f} | {ms / candidate['total']:.0%} |" for name, ms in ops]
+    return "\n".join(rows)
