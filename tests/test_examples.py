@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
+from concurrently import ONE_THREAD, selected, two_at_a_time
 from without_mtlsearch import run_without_mtlsearch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -43,14 +43,27 @@ def test_every_example_is_run_here():
     assert (EXAMPLES / "cluster.md").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(EXPORTED))
-def test_example_runs_and_its_export_loads_without_mtlsearch(name, tmp_path):
+def run_and_load(name: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess | None]:
+    """The example in its smoke mode, then (if it succeeded) its export loaded where mtlsearch is not installed."""
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, str(EXAMPLES / name), "--smoke", "--out", str(out)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=ONE_THREAD)
+    return done, run_without_mtlsearch(LOAD_EXPORT, out / EXPORTED[name]) if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, tmp_path_factory):
+    """Every selected example run and loaded, two at a time (their processes train with one thread each)."""
+    names = sorted(selected(request, "test_example_runs_and_its_export_loads_without_mtlsearch", "name"),
+                   key=lambda name: name != "ray_tune_search.py")  # the longest first: the others share the wait
+    return two_at_a_time(lambda name: run_and_load(name, tmp_path_factory.mktemp(name.removesuffix(".py"))), names)
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_example_runs_and_its_export_loads_without_mtlsearch(name, example_runs):
+    done, loaded = example_runs[name]
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip()  # each example says what it did
-    loaded = run_without_mtlsearch(LOAD_EXPORT, out / EXPORTED[name])
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     result = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert result["blocks"] > len(result["tasks"]) and result["graph_tasks"] == ",".join(result["tasks"])
