@@ -136,10 +136,15 @@ def interrupted(ray_session, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(interrupted, tmp_path_factory):
-    """The interrupted search, resumed to its end through the Python API."""
+    """A copy of the interrupted search resumed to its end by `mtlsearch search --resume COPY` run from another
+    directory; (the copy, the original's snapshot before and after, what the other directory holds after)."""
+    original = snapshot(interrupted)
     run = copy_of(interrupted, tmp_path_factory.mktemp("finished"), "finished")
-    assert search(load_config(run), quiet=True, resume=True)["done"] == 4
-    return run
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(elsewhere)
+        assert main(["search", "--resume", str(run), "--quiet"]) == 0
+    return run, original, snapshot(interrupted), list(elsewhere.iterdir())
 
 
 def complete_trials(run: Path) -> int:
@@ -147,17 +152,12 @@ def complete_trials(run: Path) -> int:
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
-def test_a_copied_search_resumes_in_place_from_any_directory(interrupted, tmp_path, monkeypatch):
-    original = snapshot(interrupted)
-    run = copy_of(interrupted, tmp_path)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    assert main(["search", "--resume", str(run), "--quiet"]) == 0
-    assert snapshot(interrupted) == original  # nothing was written into the directory it was copied from
+def test_a_copied_search_resumes_in_place_from_any_directory(finished):
+    run, original_before, original_after, written_elsewhere = finished
+    assert original_after == original_before  # nothing was written into the directory it was copied from
     assert json.loads((run / "summary.json").read_text())["done"] == 4
     assert len(list(run.glob("ray/*/result.json"))) == 4 and complete_trials(run) == 4
-    assert list(elsewhere.iterdir()) == []
+    assert written_elsewhere == []
     trust.verify(run)  # the resumed state is signed again
 
 
@@ -194,7 +194,7 @@ def test_a_directory_another_user_wrote_needs_trust(interrupted, tmp_path, capsy
 
 
 def test_a_checkpoint_a_safe_load_refuses_ends_a_resume_in_one_line(finished, tmp_path, capsys):
-    run = copy_of(finished, tmp_path)
+    run = copy_of(finished[0], tmp_path)
     marker = tmp_path / "ran"
     for checkpoint in run.glob("ray/*/checkpoint_*/trainer.pt"):
         torch.save({"model": CreatesFile(marker)}, checkpoint)
