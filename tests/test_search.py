@@ -190,3 +190,31 @@ def test_every_sampler_survives_a_pickle_round_trip(name):
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0) if name == "nsga2" else t.suggest_float("x", 0, 1),
                    n_trials=3)
     assert len(study.trials) == 3
+
+
+class KeptReports:
+    """Stands in for Ray Tune's session: keeps each report and a copy of its checkpoint, if it has one."""
+
+    Checkpoint = tune.Checkpoint
+
+    def __init__(self, tmp_path):
+        self.tmp_path, self.reports = tmp_path, []
+
+    def get_checkpoint(self):
+        return None
+
+    def report(self, metrics, checkpoint=None):
+        kept = checkpoint and checkpoint.to_directory(str(self.tmp_path / f"checkpoint_{len(self.reports)}"))
+        self.reports.append((metrics["epoch"], kept))
+
+
+@pytest.mark.parametrize("seconds, checkpointed", [(0.0, [1, 2, 3]), (3600.0, [3])])
+def test_a_trial_reports_every_epoch_and_checkpoints_at_most_as_often_as_asked(tmp_path, seconds, checkpointed):
+    from mtlsearch.search.trial import load_state, train_reporting
+
+    session = KeptReports(tmp_path)
+    run = {"dataset": "digits", "strategy": "hard_sharing", "seed": 0, "data_root": None, "device": "cpu"}
+    train_reporting(run, {"strategy": "hard_sharing", **TINY, "epochs": 3}, seconds, session)
+    assert [epoch for epoch, _ in session.reports] == [1, 2, 3]  # ASHA sees every epoch
+    assert [epoch for epoch, kept in session.reports if kept] == checkpointed  # the last one always
+    assert load_state(f"{session.reports[-1][1]}/trainer.pt")["epoch"] == 3

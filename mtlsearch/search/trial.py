@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pickle
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import torch
 
 from ..errors import UserError
 from ..problems import Problem, load_problem
-from ..run import RunWriter
+from ..run import RunWriter, write_json
 from ..settings import split_settings
 from ..strategies import get_strategy
 from ..training import Trainer
@@ -42,6 +44,49 @@ def epoch_report(record: dict, epochs: int) -> dict:
     """What a trial reports after each epoch."""
     return {"val_score": record["val_score"], "params": record["params"], "epoch": record["epoch"],
             "epochs": epochs, "epoch_seconds": record["seconds"]}
+
+
+def train_reporting(run: dict, sampled: dict, checkpoint_seconds: float = 0.0, session=None) -> None:
+    """Train one trial under Ray Tune, resuming from its checkpoint: a report every epoch (ASHA decides on each),
+    a checkpoint at the last epoch and whenever `checkpoint_seconds` have passed since the previous one (0: every
+    epoch), so an interrupted trial continues from its latest checkpoint and a finished one can be exported.
+
+    `run` holds mtlsearch.tune's RUN_KEYS (dataset, strategy, seed, data_root, device), `sampled` the settings;
+    `session` reports and restores (default ray.tune: its report, get_checkpoint and Checkpoint).
+    """
+    import ray
+
+    from .. import tune as public  # its names for what is reported and saved; it imports this module
+
+    if session is None:
+        from ray import tune as session
+    context = ray.get_runtime_context() if ray.is_initialized() else None  # None: called outside Ray, to debug
+    if context is not None:
+        torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
+    trainer = make_trainer(sampled, run["dataset"], run["seed"], run["data_root"], device=run["device"])
+    checkpoint = session.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            trainer.load_state_dict(load_state(Path(directory) / public.STATE_FILE))
+    node = context.get_node_id() if context is not None else None
+    saved = {**run, "sampled": sampled}
+    last_checkpoint = time.perf_counter()
+
+    def on_epoch(tr, record):
+        nonlocal last_checkpoint
+        report = {**epoch_report(record, tr.config.epochs), public.BEST_VAL_SCORE: tr.best["val"]["score"],
+                  public.NODE_ID: node}
+        if tr.epoch < tr.config.epochs and time.perf_counter() - last_checkpoint < checkpoint_seconds:
+            session.report(report, checkpoint=None)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            save_state(tr, Path(directory) / public.STATE_FILE)
+            write_json(Path(directory) / public.TRIAL_FILE, saved)
+            session.report(report, checkpoint=session.Checkpoint.from_directory(directory))
+        last_checkpoint = time.perf_counter()
+
+    trainer.on_epoch = on_epoch
+    trainer.fit()
 
 
 def export_best(trainer_state: dict, sampled: dict, writer: RunWriter, problem: Problem | None = None) -> dict:
