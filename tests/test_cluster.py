@@ -25,9 +25,11 @@ from ray import tune
 from mtlsearch.search import SearchConfig, search
 
 TINY = ["--set", "epochs=1", "--set", "batch_size=128"]
-# Trials long enough that the second node's worker starts before the first trial ends: with actor reuse, a pending
-# trial is otherwise handed to the first node's finished worker (seen under load: all 4 trials on one node).
+# Two trials at once, one per node (each node has one CPU): long enough that the second node's worker starts before
+# the first trial ends; with actor reuse, the pending trial is otherwise handed to the first node's finished worker
+# (seen under load: all trials on one node). A second pair of trials would only repeat the first on warm workers.
 LONG = ["--set", "epochs=30", "--set", "batch_size=16"]
+TRIALS = 2
 
 
 def free_port() -> int:
@@ -119,18 +121,18 @@ def test_search_runs_trials_on_both_nodes_and_keeps_them_in_storage_path(two_nod
     address, env = two_node_cluster
     storage = tmp_path / "shared"  # outside the run directory, as a shared disk would be
     command = [sys.executable, "-m", "mtlsearch", "search", "--address", address, "--space", "baselines",
-               "--trials", "4", "--concurrency", "2", "--out", str(tmp_path / "runs"), "--name", "cluster",
+               "--trials", str(TRIALS), "--concurrency", "2", "--out", str(tmp_path / "runs"), "--name", "cluster",
                "--storage-path", str(storage), "--quiet", *LONG]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "runs" / "cluster"
     assert not (run_dir / "ray").exists()
     results = sorted((storage / "cluster" / "ray").glob("*/result.json"))
-    assert len(results) == 4
+    assert len(results) == TRIALS
     nodes = {json.loads(line)["node_id"] for path in results for line in path.read_text().splitlines()}
     assert len(nodes) == 2  # trials ran in worker processes of both nodes
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["done"] == 4 and summary["best"]
+    assert summary["done"] == TRIALS and summary["best"]
     for best in summary["best"].values():  # exported from the checkpoints read back through the storage path
         assert (Path(best["dir"]) / "frozen" / "model.pt2").is_file()
 
@@ -148,19 +150,23 @@ class TrialWindows(tune.Callback):
         self.windows[trial.trial_id][1] = time.monotonic()
 
 
-@pytest.mark.parametrize("gpus_per_trial, together", [(0.5, True), (1.0, False)])
-def test_half_a_gpu_per_trial_runs_two_trials_at_once(tmp_path, gpus_per_trial, together):
-    """Ray schedules by logical resources: one GPU declared on a CPU-only machine shows the packing."""
+@pytest.fixture(scope="module")
+def ray_with_one_gpu():
+    """A local Ray with one GPU declared on a CPU-only machine, for both packing cases."""
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("gpus_per_trial, together", [(0.5, True), (1.0, False)])
+def test_half_a_gpu_per_trial_runs_two_trials_at_once(ray_with_one_gpu, tmp_path, gpus_per_trial, together):
+    """Ray schedules by logical resources: one GPU declared on a CPU-only machine shows the packing."""
     windows = TrialWindows()
-    try:
-        config = SearchConfig(out=str(tmp_path), name="gpu", space="baselines", trials=2, concurrency=2,
-                              gpus_per_trial=gpus_per_trial, fixed={"epochs": 2, "batch_size": 128})
-        summary = search(config, quiet=True, callbacks=[windows])
-    finally:
-        ray.shutdown()
+    config = SearchConfig(out=str(tmp_path), name="gpu", space="baselines", trials=2, concurrency=2,
+                          gpus_per_trial=gpus_per_trial, fixed={"epochs": 2, "batch_size": 128})
+    summary = search(config, quiet=True, callbacks=[windows])
     assert summary["done"] == 2
     (a_start, a_end), (b_start, b_end) = windows.windows.values()
     overlap = min(a_end, b_end) - max(a_start, b_start)
