@@ -12,19 +12,16 @@ Example:
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
-import ray
-import torch
 from ray import tune
 
 import search_spaces
 from search_spaces.ranges import domains, draw_names, settle
 
 from .errors import ConfigError, UserError, choice_error
-from .run import RunWriter, prepare_out_dir, write_json
-from .search.trial import epoch_report, export_best, load_state, make_trainer, save_state
+from .run import RunWriter, prepare_out_dir
+from .search.trial import export_best, load_state, train_reporting
 from .settings import accepted_settings
 from .strategies import get_strategy
 
@@ -80,26 +77,7 @@ def trainable(config: dict) -> None:
         ...                                    "lr": tune.loguniform(1e-3, 1e-2)}).fit()
     """
     run, sampled = trial_config(config)
-    context = ray.get_runtime_context() if ray.is_initialized() else None  # None: called outside Ray, to debug
-    if context is not None:
-        torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
-    trainer = make_trainer(sampled, run["dataset"], run["seed"], run["data_root"], device=run["device"])
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as directory:
-            trainer.load_state_dict(load_state(Path(directory) / STATE_FILE))
-    node = context.get_node_id() if context is not None else None
-    saved = {**run, "sampled": sampled}
-
-    def on_epoch(tr, record):
-        report = {**epoch_report(record, tr.config.epochs), BEST_VAL_SCORE: tr.best["val"]["score"], NODE_ID: node}
-        with tempfile.TemporaryDirectory() as directory:
-            save_state(tr, Path(directory) / STATE_FILE)
-            write_json(Path(directory) / TRIAL_FILE, saved)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
-
-    trainer.on_epoch = on_epoch
-    trainer.fit()
+    train_reporting(run, sampled, session=tune)  # a checkpoint every epoch; `tune` is what tests replace
 
 
 def param_space(strategy: str) -> dict:
