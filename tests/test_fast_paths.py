@@ -141,6 +141,27 @@ def test_bench_command_writes_the_table(tmp_path):
     assert any("exported SFG argmax inference" in row[1] for row in rows)
 
 
+def test_a_bar_not_met_comes_with_its_profile():
+    """BENCH.md explains a ratio that misses its bar with the profile its bench provides; the SFG profile's
+    per-kind milliseconds add up to its step's total."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.all import markdown
+    from bench.common import Ratio
+    from bench.sfg import where_time_goes
+
+    profile = where_time_goes("cnn", (1, 8, 8), 2)
+    kinds = {line.split(" | ")[0].strip("| *"): line.split(" | ") for line in profile.splitlines()
+             if line.startswith("| ") and " ms/step " not in line and "`" not in line}
+    assert {"convolution", "batch norm", "matmul / einsum", "pooling", "other", "total"} <= set(kinds)
+    parts = sum(float(kinds[k][1].replace(",", "")) for k in kinds if k != "total")
+    assert parts == pytest.approx(float(kinds["total"][1].replace(",", "").strip("*")), abs=0.6)
+    assert "aten::" in profile  # the top operators
+    missed = Ratio("sfg", "a ratio", 1.5, 1.2, explain=lambda: "PROFILE TEXT")
+    met = Ratio("sfg", "another", 1.0, 1.2, explain=lambda: "NOT SHOWN")
+    text = markdown([missed, met], "cpu", True, "now", "0", 1.0)
+    assert "## Where the time goes: a ratio\n\nPROFILE TEXT" in text and "NOT SHOWN" not in text
+
+
 def grouped_conv_mix(self, u, z):
     """StreamMix.forward as it was: the per-task mix as a grouped 1x1 conv, the shared mix as a 1x1 conv."""
     from mtlsearch.strategies.sfg.layers import keep_assigned
