@@ -4,6 +4,9 @@ machine, the load and the date, so the file says what it was measured on.
     python bench/all.py                  # every bench, full size (about 15-25 minutes on 2 idle cores)
     python -m bench --quick --out X.md   # a smoke run of every bench (seconds; what tests/test_fast_paths.py runs)
     python bench/all.py --device cuda    # the GPU figures (default: cuda when present)
+    python -m bench --add-profiles       # no bench: profile the bars docs/BENCH.md marks not met (if it has none)
+
+A bar not met comes with its profile (where the time goes) where the bench provides one (EXPLANATIONS).
 
 Run it on a quiet machine: the ratios are robust to steady load (each compares calls taken in turns), not to
 load that comes and goes. bench/discovery.py is a quality curve, not a ratio, and runs on its own.
@@ -27,6 +30,7 @@ from bench.common import Ratio, bench_arguments
 BENCHES = {"sfg": sfg.ratios, "task_routing": task_routing.ratios, "selective_sharing": selective_sharing.ratios,
            "structure_export": structure_export.ratios, "task_affinity": task_affinity.ratios,
            "search": search.ratios}
+EXPLANATIONS = {"sfg": sfg.explanations}  # benches whose measures come with a profile when their bar is not met
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "BENCH.md"
 
 
@@ -70,11 +74,34 @@ def markdown(rows: list[Ratio], device: str, quick: bool, started: str, load_bef
     return "\n".join(lines) + "\n"
 
 
+def add_profiles(path: Path, device: str) -> list[str]:
+    """Append to a written BENCH.md the profile of every measure whose bar it marks not met and that has none yet
+    (profiles are measured now, on this machine); returns those measures."""
+    text = path.read_text()
+    known = {m: f for explanations in EXPLANATIONS.values() for m, f in explanations(device=device).items()}
+    added = []
+    for line in text.splitlines():
+        if line.startswith("| ") and line.rstrip().endswith("| **no** |"):
+            measure = line.split(" | ")[1]
+            name = next((m for m in known if measure == m or measure.startswith(m + " (")), None)
+            heading = f"## Where the time goes: {name}"
+            if name is not None and heading not in text:
+                text += f"\n{heading}\n\n{known[name]()}\n"
+                added.append(name)
+    path.write_text(text)
+    return added
+
+
 def main(argv=None) -> int:
     parser = bench_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write (default {DEFAULT_OUT})")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), help="run only these benches")
+    parser.add_argument("--add-profiles", action="store_true", help="run no bench: add to --out the profiles of "
+                        "the bars it marks not met that do not have one yet")
     args = parser.parse_args(argv)
+    if args.add_profiles:
+        print("profiles added:", ", ".join(add_profiles(args.out, args.device)) or "none")
+        return 0
     started, load_before, clock = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), load(), \
         time.perf_counter()
     rows: list[Ratio] = []

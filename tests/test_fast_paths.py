@@ -162,6 +162,22 @@ def test_a_bar_not_met_comes_with_its_profile():
     assert "## Where the time goes: a ratio\n\nPROFILE TEXT" in text and "NOT SHOWN" not in text
 
 
+def test_profiles_are_added_to_a_written_bench_file_for_its_missed_bars(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.all import add_profiles
+
+    missed = "exported SFG argmax inference / hard sharing, cnn T=2"
+    path = tmp_path / "BENCH.md"
+    path.write_text("# Benchmarks\n\n| bench | measure | value | bar | met |\n|---|---|---|---|---|\n"
+                    f"| sfg | {missed} | 1.194 | <= 1.1 | **no** |\n"
+                    "| sfg | exported SFG argmax inference / hard sharing, cnn T=10 | 1.093 | <= 1.1 | yes |\n")
+    assert add_profiles(path, "cpu") == [missed]
+    text = path.read_text()
+    assert f"## Where the time goes: {missed}\n\ncnn, T=2" in text and "frozen SFG's top operators" in text
+    assert "cnn T=10" not in text.split("## Where")[1]  # a met bar gets no profile
+    assert add_profiles(path, "cpu") == [] and path.read_text() == text  # nothing twice
+
+
 def grouped_conv_mix(self, u, z):
     """StreamMix.forward as it was: the per-task mix as a grouped 1x1 conv, the shared mix as a 1x1 conv."""
     from mtlsearch.strategies.sfg.layers import keep_assigned
