@@ -120,7 +120,7 @@ def profile_step(step: Callable[[], object], steps: int = 3) -> dict:
 def profile_markdown(candidate: dict, baseline: dict, scale: float, names: tuple[str, str], top: int = 10) -> str:
     """Markdown: per kind, the candidate's ms against `scale` x the baseline's (what the bar allows per kind),
     then the candidate's `top` operators."""
-    rows = ["| kind | " + f"{names[0]} ms/step | {scale:g} x {names[1]} ms/step | ratio |", "|---|---|---|---|"]
+    rows = ["| kind | " + f"{names[0]} ms/step | {scale:.3g} x {names[1]} ms/step | ratio |", "|---|---|---|---|"]
     for kind in [*(k for k, _ in KINDS), "other"]:
         c, b = candidate["kinds"].get(kind, 0.0), baseline["kinds"].get(kind, 0.0) * scale
         rows.append(f"| {kind} | {c:,.1f} | {b:,.1f} | {c / b:.2f} |" if b else f"| {kind} | {c:,.1f} | {b:,.1f} | — |")
