@@ -86,12 +86,13 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
     return out
 
 
-def expected_minutes(plan: Plan, workers: int = 2) -> float:
-    """A rough duration of the training runs from per-epoch CPU times measured on the project's machine."""
+def expected_minutes(plan: Plan, workers: int = 2, reused=()) -> float:
+    """A rough duration of the training runs (those not `reused`) from per-epoch CPU times measured on the
+    project's machine."""
     from .experiments import all_runs
     from .runner import estimate_seconds
 
-    return sum(estimate_seconds(r) for r in all_runs(plan)) / workers / 60
+    return sum(estimate_seconds(r) for r in all_runs(plan) if r not in reused) / workers / 60
 
 
-__all__ = ["reproduce", "Plan", "check_out_dir", "expected_minutes"]
+__all__ = ["reproduce", "Plan", "check_out_dir", "expected_minutes", "reused_results"]

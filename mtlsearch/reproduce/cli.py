@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def add_commands(sub) -> None:
@@ -18,14 +19,16 @@ def add_commands(sub) -> None:
 
 
 def _reproduce(args) -> None:
-    from . import Plan, check_out_dir, expected_minutes, reproduce
+    from . import Plan, check_out_dir, expected_minutes, reproduce, reused_results
 
     check_out_dir(args.out, args.overwrite or args.reuse)
     if args.workers >= 1 and (args.seeds is None or args.seeds >= 1):
         seeds = args.seeds or (1 if args.quick else 3)
         plan = Plan.quick(seeds) if args.quick else Plan.full(seeds)
-        print(f"training takes about {expected_minutes(plan, args.workers):.0f} minutes on {args.workers} idle "
-              f"cores, plus the cost measurements", file=sys.stderr)
+        kept = reused_results(Path(args.out), plan)[0].trained if args.reuse else {}
+        print(f"training takes about {expected_minutes(plan, args.workers, kept):.0f} minutes on {args.workers} idle "
+              "cores, plus the cost measurements" + (f" ({len(kept)} runs reused)" if args.reuse else ""),
+              file=sys.stderr)
     path = reproduce(args.out, quick=args.quick, workers=args.workers, seeds=args.seeds, quiet=args.quiet,
                      overwrite=args.overwrite, reuse=args.reuse)
     print(f"results written to {path}")
