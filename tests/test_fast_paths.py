@@ -135,7 +135,8 @@ def test_bench_command_writes_the_table(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     text = out.read_text()
     assert text.startswith("# Benchmarks") and "- machine: " in text and "torch " in text
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    table = text.split("\n## Where the time goes")[0]  # bars not met at smoke sizes bring their profiles after it
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert {row[0].strip("| ") for row in rows} == {"sfg", "task_routing", "selective_sharing", "structure_export"}
     assert all(math.isfinite(float(row[2])) for row in rows)
     assert any("exported SFG argmax inference" in row[1] for row in rows)
