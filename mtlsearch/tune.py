@@ -21,18 +21,12 @@ from search_spaces.ranges import domains, draw_names, settle
 
 from .errors import ConfigError, UserError, choice_error
 from .run import RunWriter, prepare_out_dir
-from .search.trial import export_best, load_state, train_reporting
+from .search.trial import (  # what every epoch reports and every checkpoint holds (see search.trial)
+    BEST_VAL_SCORE, EPOCH, NODE_ID, PARAMS, STATE_FILE, TRIAL_FILE, VAL_SCORE, export_best, load_state,
+    train_reporting)
 from .settings import accepted_settings
 from .strategies import get_strategy
 
-# what every epoch reports (`ray.tune.report`): maximise BEST_VAL_SCORE, it is what a trial's export keeps
-VAL_SCORE = "val_score"  # this epoch's validation score (the mean of the tasks' primary metrics)
-BEST_VAL_SCORE = "best_val_score"  # the best validation score so far
-PARAMS = "params"  # the model's parameter count now
-EPOCH = "epoch"  # epochs done
-NODE_ID = "node_id"  # the Ray node that ran the epoch (nodes of one machine share an IP address)
-STATE_FILE = "trainer.pt"  # a checkpoint's trainer state (loaded with weights_only=True)
-TRIAL_FILE = "trial.json"  # a checkpoint's dataset, seed and settings, so the checkpoint alone can be exported
 RUN_KEYS = {"dataset": None, "strategy": None, "seed": 0, "data_root": None, "device": None}  # the rest are settings
 
 

@@ -17,6 +17,16 @@ from ..strategies import get_strategy
 from ..training import Trainer
 from .spaces import split_sampled
 
+# what every epoch reports (`ray.tune.report`): maximise BEST_VAL_SCORE, it is what a trial's export keeps
+# (mtlsearch.tune exports these names)
+VAL_SCORE = "val_score"  # this epoch's validation score (the mean of the tasks' primary metrics)
+BEST_VAL_SCORE = "best_val_score"  # the best validation score so far
+PARAMS = "params"  # the model's parameter count now
+EPOCH = "epoch"  # epochs done
+NODE_ID = "node_id"  # the Ray node that ran the epoch (nodes of one machine share an IP address)
+STATE_FILE = "trainer.pt"  # a checkpoint's trainer state (loaded with weights_only=True)
+TRIAL_FILE = "trial.json"  # a checkpoint's dataset, seed and settings, so the checkpoint alone can be exported
+
 _PROBLEMS: dict[tuple, Problem] = {}
 
 
@@ -42,7 +52,7 @@ def make_trainer(sampled: dict, dataset: str | Problem, seed: int, data_root: st
 
 def epoch_report(record: dict, epochs: int) -> dict:
     """What a trial reports after each epoch."""
-    return {"val_score": record["val_score"], "params": record["params"], "epoch": record["epoch"],
+    return {VAL_SCORE: record["val_score"], PARAMS: record["params"], EPOCH: record["epoch"],
             "epochs": epochs, "epoch_seconds": record["seconds"]}
 
 
@@ -56,8 +66,6 @@ def train_reporting(run: dict, sampled: dict, checkpoint_seconds: float = 0.0, s
     """
     import ray
 
-    from .. import tune as public  # its names for what is reported and saved; it imports this module
-
     if session is None:
         from ray import tune as session
     context = ray.get_runtime_context() if ray.is_initialized() else None  # None: called outside Ray, to debug
@@ -67,21 +75,21 @@ def train_reporting(run: dict, sampled: dict, checkpoint_seconds: float = 0.0, s
     checkpoint = session.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
-            trainer.load_state_dict(load_state(Path(directory) / public.STATE_FILE))
+            trainer.load_state_dict(load_state(Path(directory) / STATE_FILE))
     node = context.get_node_id() if context is not None else None
     saved = {**run, "sampled": sampled}
     last_checkpoint = time.perf_counter()
 
     def on_epoch(tr, record):
         nonlocal last_checkpoint
-        report = {**epoch_report(record, tr.config.epochs), public.BEST_VAL_SCORE: tr.best["val"]["score"],
-                  public.NODE_ID: node}
+        report = {**epoch_report(record, tr.config.epochs), BEST_VAL_SCORE: tr.best["val"]["score"],
+                  NODE_ID: node}
         if tr.epoch < tr.config.epochs and time.perf_counter() - last_checkpoint < checkpoint_seconds:
             session.report(report, checkpoint=None)
             return
         with tempfile.TemporaryDirectory() as directory:
-            save_state(tr, Path(directory) / public.STATE_FILE)
-            write_json(Path(directory) / public.TRIAL_FILE, saved)
+            save_state(tr, Path(directory) / STATE_FILE)
+            write_json(Path(directory) / TRIAL_FILE, saved)
             session.report(report, checkpoint=session.Checkpoint.from_directory(directory))
         last_checkpoint = time.perf_counter()
 
