@@ -68,7 +68,8 @@ def train_reporting(run: dict, sampled: dict, checkpoint_seconds: float = 0.0, s
 
     if session is None:
         from ray import tune as session
-    context = ray.get_runtime_context() if ray.is_initialized() else None  # None: called outside Ray, to debug
+    in_worker = ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+    context = ray.get_runtime_context() if in_worker else None  # None: called outside a Ray worker, to debug
     if context is not None:
         torch.set_num_threads(max(1, int(context.get_assigned_resources().get("CPU", 1))))
     trainer = make_trainer(sampled, run["dataset"], run["seed"], run["data_root"], device=run["device"])
