@@ -100,14 +100,19 @@ def where_inference_time_goes(backbone: str, shape, tasks: int, combine: str = "
             "spends more than hard sharing.\n\n" + profile_markdown(mine, hard, 1, ("frozen SFG", "hard sharing")))
 
 
+def measures(backbone: str, tasks: int) -> tuple[str, str]:
+    """The names of a case's two measures in BENCH.md: (training step, exported inference)."""
+    return (f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}",
+            f"exported SFG argmax inference / hard sharing, {backbone} T={tasks}")
+
+
 def explanations(device: str = "cpu", combine: str = "conv1x1") -> dict[str, object]:
     """Each measure's profile, by the measure's name in BENCH.md (run when its bar is not met)."""
     found = {}
     for backbone, shape, tasks in CASES:
-        found[f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}"] = \
-            lambda b=backbone, s=shape, t=tasks: where_time_goes(b, s, t, combine, device)
-        found[f"exported SFG argmax inference / hard sharing, {backbone} T={tasks}"] = \
-            lambda b=backbone, s=shape, t=tasks: where_inference_time_goes(b, s, t, combine, device)
+        train, infer = measures(backbone, tasks)
+        found[train] = lambda b=backbone, s=shape, t=tasks: where_time_goes(b, s, t, combine, device)
+        found[infer] = lambda b=backbone, s=shape, t=tasks: where_inference_time_goes(b, s, t, combine, device)
     return found
 
 
@@ -126,8 +131,7 @@ def ratios(quick: bool = False, device: str = "cpu", combine: str = "conv1x1", e
         echo(f"{backbone:<8} {tasks:>3} {r['train_hard'] * 1e3:>8.1f}ms {r['train_sfg'] * 1e3:>8.1f}ms "
              f"{r['train_ratio']:>17.3f} {r['infer_hard'] * 1e3:>9.2f}ms {r['infer_frozen'] * 1e3:>11.2f}ms "
              f"{r['infer_ratio']:>12.3f}")
-        train, infer = (f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}",
-                        f"exported SFG argmax inference / hard sharing, {backbone} T={tasks}")
+        train, infer = measures(backbone, tasks)
         out += [Ratio("sfg", train, r["train_ratio"], TRAIN_TARGET, explain=explain[train]),
                 Ratio("sfg", infer, r["infer_ratio"], FROZEN_TARGET, explain=explain[infer])]
     return out

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import adjusted_rand_score
 
 from ..structure.draw import affinity_heatmap
-from .experiments import Results, Stat, comparison_config, comparison_runs, comparison_train
+from .experiments import Results, Stat, comparison_config, comparison_runs, comparison_train, group_labels
 from .findings import beats
 from .measure import Run
 
@@ -34,13 +34,9 @@ def reusable(job: Run, result: dict, plan) -> bool:
     return "error" not in result and ("kind" in result.get("grouping", {}) or job not in grouping_runs(plan))
 
 
-def labels(grouping: dict) -> list[int]:
-    where = {t: k for k, g in enumerate(grouping["groups"]) for t in g}
-    return [where[t] for t in grouping["tasks"]]
-
-
 def grouping_ari(a: dict, b: dict) -> float:
-    return float(adjusted_rand_score(labels(a), labels(b)))
+    """Adjusted Rand index of two recorded groupings (measure.sharing_of) of the same tasks."""
+    return float(adjusted_rand_score(group_labels(a["groups"], a["tasks"]), group_labels(b["groups"], b["tasks"])))
 
 
 def off_diagonal_mean(matrix) -> float:

@@ -21,7 +21,7 @@ from ..problems import Problem, Task, load_problem
 from ..problems.data import tensor_dataset
 from ..run import tested
 from ..strategies import get_strategy
-from ..structure.views import deepest_grouping, task_affinity
+from ..structure.views import deepest_grouping, layer_kinds, task_affinity
 from ..training import TrainConfig, Trainer, TrainingDiverged
 
 HISTORY_KEYS = {"epoch", "train_loss", "val_score", "val_loss", "seconds", "params"}  # the trainer's own keys
@@ -101,8 +101,8 @@ def sharing_of(strategy, model: torch.nn.Module) -> dict:
     deepest layer where tasks still share a block) and the T x T share of each task's parameters another task uses."""
     structure, _ = strategy.structure(model)
     layer, groups = deepest_grouping(structure)
-    kinds = sorted({d["kind"] for _, d in structure.graph.nodes(data=True) if d["layer"] == layer})
-    return {"grouping": {"layer": layer, "kind": "/".join(kinds), "groups": groups, "tasks": structure.task_names},
+    kind = layer_kinds(structure, layer) if layer is not None else ""
+    return {"grouping": {"layer": layer, "kind": kind, "groups": groups, "tasks": structure.task_names},
             "parameter_sharing": task_affinity(structure).tolist()}
 
 

@@ -99,7 +99,8 @@ def deepest_grouping(structure: SharingStructure) -> tuple[int | None, list[list
     return None, [[t] for t in structure.task_names]
 
 
-def _kinds(structure: SharingStructure, layer: int) -> str:
+def layer_kinds(structure: SharingStructure, layer: int) -> str:
+    """The kinds of the blocks at `layer` (e.g. "conv", "branch"), joined by "/"."""
     kinds = sorted({d["kind"] for _, d in structure.graph.nodes(data=True) if d["layer"] == layer})
     return "/".join(kinds)
 
@@ -137,6 +138,6 @@ def summary(structure: SharingStructure) -> str:
     for layer, ratio in ratios.items():
         blocks = [d for _, d in g.nodes(data=True) if d["layer"] == layer]
         units = sum(d["width"] for d in blocks)
-        lines.append(f"{layer:>5}  {_kinds(structure, layer):<16} {len(blocks):>6} {units:>7}  {ratio:>6.2f}  "
+        lines.append(f"{layer:>5}  {layer_kinds(structure, layer):<16} {len(blocks):>6} {units:>7}  {ratio:>6.2f}  "
                      f"{_groups_text(task_groups(structure, layer))}")
     return "\n".join(lines)
