@@ -96,6 +96,25 @@ def test_fused_weights_follow_changes_and_are_never_saved(exports, tmp_path):
         assert biggest_difference(dict(zip(frozen.task_names, program(x))), reference) < TOLERANCE
 
 
+def test_fused_weights_follow_replaced_tensors_in_a_deep_copy(exports):
+    """The cache lists the model's tensors once: a parameter or a buffer replaced (not written in place) must still
+    be seen, and a deep copy must merge its own blocks, not the original's."""
+    import copy
+
+    _, original, _, x = exports["sfg2"]
+    frozen = copy.deepcopy(original)
+    with torch.no_grad():
+        reference = original(x)  # the original's merged weights are cached now
+        assert biggest_difference(frozen(x), reference) < TOLERANCE
+        block = next(b for b in frozen.blocks.values() if getattr(b, "norm", None) is not None)
+        block.weight = torch.nn.Parameter(block.weight * 0.5)
+        assert biggest_difference(frozen(x), by_task(frozen, frozen.run_blocks(x, set(frozen.task_names)))) < TOLERANCE
+        block.norm.running_mean = block.norm.running_mean + 1.0
+        assert biggest_difference(frozen(x), by_task(frozen, frozen.run_blocks(x, set(frozen.task_names)))) < TOLERANCE
+        assert biggest_difference(frozen(x), reference) > 1e-3
+        assert biggest_difference(original(x), reference) == 0
+
+
 def test_exported_program_of_a_task_routing_model(exports):
     _, frozen, _, x = exports["task_routing"]
     program = export_program(frozen, list(x.shape[1:])).module()

@@ -77,8 +77,7 @@ class FusedPlan:
                 for step in self._choose(group, computations):
                     self.steps.append(step)
                     planned.update(step.members)
-        self._cache = DerivedTensors(network, lambda: [self._merge(s) if isinstance(s, Step) else None
-                                                       for s in self.steps])
+        self._cache = DerivedTensors(network, self._merge_all)  # a bound method: a deep copy merges its own blocks
 
     def _fans(self, value: Value, computations) -> list[int]:
         g = self.network.structure.graph
@@ -173,6 +172,9 @@ class FusedPlan:
         """The merged (weight, bias, mean, var, scale, shift) of each step (None for a block run alone)."""
         return self._cache.get()
 
+    def _merge_all(self) -> list:
+        return [self._merge(s) if isinstance(s, Step) else None for s in self.steps]
+
     def _merge(self, step: Step) -> tuple:
         net = self.network
         weights, biases, norms = [], [], []
@@ -236,15 +238,21 @@ class DerivedTensors:
 
     def __init__(self, module, build):
         self.module, self.build = module, build
-        self.key: tuple | None = None
+        self.key: list | None = None
         self.value = None
+        self._tensors: list[torch.Tensor] = []
+        self._listed_at = -1  # the registrations counted when _tensors was listed
 
     def get(self):
         if torch.compiler.is_compiling() or torch.compiler.is_exporting() or (
                 torch.is_grad_enabled() and any(p.requires_grad for p in self.module.parameters())):
             return self.build()
+        if self._listed_at != _registrations[0]:  # listed again only after a module, parameter or buffer anywhere
+            # was registered or replaced (walking the module tree per call was a fifth of a small frozen model's pass)
+            self._tensors = [*self.module.parameters(), *self.module.buffers()]
+            self._listed_at = _registrations[0]
         try:
-            key = tuple((t.data_ptr(), t._version) for t in (*self.module.parameters(), *self.module.buffers()))
+            key = [(t.data_ptr(), t._version) for t in self._tensors]
         except RuntimeError:  # an inference tensor: no version to key on
             return self.build()
         if key != self.key:
@@ -252,6 +260,19 @@ class DerivedTensors:
                 self.value = self.build()
             self.key = key
         return self.value
+
+
+_registrations = [0]  # modules, parameters and buffers registered (or replaced) on any module so far
+
+
+def _count_registration(module, name, value):
+    _registrations[0] += 1
+
+
+for _register in (torch.nn.modules.module.register_module_module_registration_hook,
+                  torch.nn.modules.module.register_module_parameter_registration_hook,
+                  torch.nn.modules.module.register_module_buffer_registration_hook):
+    _register(_count_registration)
 
 
 def fusable(network) -> bool:
