@@ -78,15 +78,21 @@ class TaskHeads(nn.Module):
                     bound = 1 / math.sqrt(self.fan_in[name])
                     value.uniform_(-bound, bound)
 
-    def forward(self, x: torch.Tensor, tasks: list[int]) -> list[torch.Tensor]:
-        """x [G, B, F] (group g for task tasks[g]) -> one [B, out] output per task."""
+    def forward(self, x: torch.Tensor, tasks: list[int], columns: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """x [G, B, F] (group g for task tasks[g]) -> one [B, out] output per task. `columns` [G, F']: x holds only
+        these of the F features for each group (the rest are zero), so the first layer reads only their weights."""
         outputs: list[torch.Tensor | None] = [None] * len(tasks)
         for out, members in self._by_width(tasks):
             group = [tasks[m] for m in members]
             vectors = [self.vectors[t] for t in group]
             stacked = vectors[0].unsqueeze(0) if len(vectors) == 1 else torch.stack(vectors)
             h = x if len(members) == len(tasks) else x[members]
-            y = self.run(h, self.unpack(stacked, out), torch.tensor(group, device=x.device))
+            p = self.unpack(stacked, out)
+            if columns is not None:
+                first = "weight0" if self.specs else "head_weight"
+                kept = columns if len(members) == len(tasks) else columns[members]
+                p[first] = p[first].gather(2, kept.unsqueeze(1).expand(-1, p[first].shape[1], -1))
+            y = self.run(h, p, torch.tensor(group, device=x.device))
             for j, m in enumerate(members):
                 outputs[m] = y[j]
         return outputs

@@ -76,18 +76,16 @@ class SparseEvaluation:
                 h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             h = unit.post(unit.act(h))
         features = h if h.dim() == 3 else h.reshape(len(x), groups, -1).transpose(0, 1)
-        if not bool((self.active[self.last] == torch.arange(self.active[self.last].shape[1])).all()):
-            features = self._scatter(features, index)
-        return model.heads(features, tasks)
+        if bool((self.active[self.last] == torch.arange(self.active[self.last].shape[1])).all()):
+            return model.heads(features, tasks)
+        return model.heads(features, tasks, self._head_columns(features.device)[index])
 
-    def _scatter(self, features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Features [G, B, K * P] of the active channels back to the full layer's [G, B, C * P] (zeros elsewhere)."""
+    def _head_columns(self, device) -> torch.Tensor:
+        """[T, K * P]: the heads' input columns the active features are (a padding channel's point at the last
+        column: its features are zero, so any column's weights give the same sum)."""
         positions = self.positions[self.last]
-        columns = self._columns(self.last, positions).to(features.device)[index]  # [G, K * P]
         width = self.model.backbone.trunk[self.last].width * positions
-        full = features.new_zeros(features.shape[0], features.shape[1], width + positions)
-        full.scatter_(2, columns.unsqueeze(1).expand(-1, features.shape[1], -1), features)
-        return full[..., :width]
+        return self._columns(self.last, positions).clamp(max=width - 1).to(device)
 
     def _columns(self, unit: int, positions: int) -> torch.Tensor:
         """[T, K * P]: the flattened columns of each task's active channels of `unit` (channel-major)."""
