@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from ..errors import UserError
 from .data import check_splittable, seeded_split, split_arrays, tensor_dataset
@@ -12,6 +11,8 @@ SPLIT_SEED = 0  # the fixed split of the bundled data, independent of the traini
 
 
 def _digit_images() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits  # here, not at import: scikit-learn's import takes seconds
+
     bunch = load_digits()
     return (bunch.images[:, None, :, :] / 16.0).astype(np.float32), bunch.target.astype(np.int64)
 

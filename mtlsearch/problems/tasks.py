@@ -6,7 +6,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn import metrics as skm
 
 from ..errors import UserError
 
@@ -63,6 +62,8 @@ class Task:
 
     def metrics(self, prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
         """Binary: accuracy, balanced accuracy, precision, recall, F1; multiclass: accuracy; regression: MAE, R²."""
+        from sklearn import metrics as skm  # here, not at import: scikit-learn's import is seconds a CLI error spares
+
         if self.type == "binary":
             target = target.astype(int)
             return {

@@ -67,10 +67,12 @@ def get_strategy(name: str) -> type[Strategy]:
     Example:
         >>> strategy = get_strategy("task_routing")(problem, {"sigma": 0.5}, seed=0)
     """
-    found = available()
-    if name not in found:
-        raise choice_error("strategy", name, found)
-    cls = found[name]
+    cls = BUILTIN.get(name) or REGISTERED.get(name)  # no scan of the installed packages' entry points for these
+    if cls is None:
+        found = available()
+        if name not in found:
+            raise choice_error("strategy", name, found)
+        cls = found[name]
     if isinstance(cls, str):
         module, _, attr = cls.partition(":")
         return getattr(importlib.import_module(module), attr)
