@@ -25,10 +25,11 @@ from ray import tune
 from mtlsearch.search import SearchConfig, search
 
 TINY = ["--set", "epochs=1", "--set", "batch_size=128"]
-# Two trials at once, one per node (each node has one CPU): long enough that the second node's worker starts before
-# the first trial ends; with actor reuse, the pending trial is otherwise handed to the first node's finished worker
-# (seen under load: all trials on one node). A second pair of trials would only repeat the first on warm workers.
-LONG = ["--set", "epochs=30", "--set", "batch_size=16"]
+# Two trials at once, one per node (each node has one CPU, so the two trials' placement groups land on different
+# nodes). Four epochs: 30 (to outlast the second node's worker start, from when the test ran four trials and actor
+# reuse could hand a pending trial to the first node's finished worker) took six minutes; four passed three times,
+# once beside a busy core.
+LONG = ["--set", "epochs=4", "--set", "batch_size=64"]
 TRIALS = 2
 
 

@@ -29,22 +29,19 @@ CASES = {
 
 # One process trains straight to EPOCHS and, from the same seed, again until the checkpoint after epoch STOP, where
 # it stops as if killed; a second process loads that checkpoint and finishes. Each writes what the comparison needs:
-# weights, history, test metrics, report.
+# weights, history, test metrics, report. A process does this for several cases in turn (a Python start with torch
+# costs as much as a case's training), each case's failure written to its error.txt; the resumes of a case never run
+# in the process that trained it.
 SCRIPT = r"""
-import json, sys, torch
+import json, sys, traceback, torch
+from pathlib import Path
 from mtlsearch.problems import load_problem
 from mtlsearch.strategies import get_strategy
 from mtlsearch.training import TrainConfig, Trainer, evaluate
 
 torch.set_num_threads(1)
-mode, strategy_name, out = sys.argv[1], sys.argv[2], sys.argv[5]
-settings, epochs = json.loads(sys.argv[3]), int(sys.argv[4])
+mode, cases, epochs, stop = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 problem = load_problem("digits")
-
-
-def trainer(n):
-    return Trainer(problem, get_strategy(strategy_name)(problem, settings, 0), TrainConfig(epochs=n),
-                   seed=0, quiet=True)
 
 
 def plain(value):
@@ -64,47 +61,63 @@ class Interrupted(Exception):
     pass
 
 
-def checkpoint_and_stop(tr, record):  # what a run's per-epoch checkpoint holds when it is killed after that epoch
-    if record["epoch"] == int(sys.argv[6]):
-        torch.save(tr.state_dict(), out + "/partial.pt")
-        raise Interrupted
+def run(out, strategy_name, settings):
+    def trainer(n):
+        return Trainer(problem, get_strategy(strategy_name)(problem, settings, 0), TrainConfig(epochs=n),
+                       seed=0, quiet=True)
+
+    def checkpoint_and_stop(tr, record):  # what a run's per-epoch checkpoint holds when it is killed after that epoch
+        if record["epoch"] == stop:
+            torch.save(tr.state_dict(), out + "/partial.pt")
+            raise Interrupted
+
+    if mode == "first":
+        finish(trainer(epochs), out + "/straight.pt")
+        part = trainer(epochs)
+        part.on_epoch = checkpoint_and_stop
+        try:
+            part.fit()
+        except Interrupted:
+            pass
+    else:
+        tr = trainer(epochs)
+        tr.load_state_dict(torch.load(out + "/partial.pt", weights_only=True))
+        finish(tr, out + "/resumed.pt")
 
 
-if mode == "first":
-    finish(trainer(epochs), out + "/straight.pt")
-    part = trainer(epochs)
-    part.on_epoch = checkpoint_and_stop
-    try:
-        part.fit()
-    except Interrupted:
-        pass
-else:
-    tr = trainer(epochs)
-    tr.load_state_dict(torch.load(out + "/partial.pt", weights_only=True))
-    finish(tr, out + "/resumed.pt")
+for out, strategy_name, settings in cases:
+    if not Path(out, "error.txt").exists():
+        try:
+            run(out, strategy_name, settings)
+        except Exception:
+            Path(out, "error.txt").write_text(traceback.format_exc()[-3000:])
 """
 
 
-def _run(*args) -> str:
-    """One fresh process; its stderr's tail if it failed, else ''."""
-    result = subprocess.run([sys.executable, "-c", SCRIPT, *map(str, args)], capture_output=True, text=True,
-                            timeout=600, env=ONE_THREAD)
+def _run(mode: str, cases: list[str], dirs: dict) -> str:
+    """One fresh process for `cases` in turn; its stderr's tail if it failed, else ''."""
+    listed = json.dumps([[str(dirs[case]), *CASES[case]] for case in cases])
+    result = subprocess.run([sys.executable, "-c", SCRIPT, mode, listed, str(EPOCHS), str(STOP)],
+                            capture_output=True, text=True, timeout=900, env=ONE_THREAD)
     return result.stderr[-3000:] if result.returncode else ""
-
-
-def _interrupt_and_resume(case: str, out) -> str:
-    strategy, settings = CASES[case]
-    return (_run("first", strategy, json.dumps(settings), EPOCHS, out, STOP)
-            or _run("resume", strategy, json.dumps(settings), EPOCHS, out))
 
 
 @pytest.fixture(scope="module")
 def resumed_runs(request, tmp_path_factory):
-    """The two fresh processes of every selected case, two cases at a time; case -> (its directory, the failing
-    process's stderr or '')."""
+    """Every selected case trained, interrupted and resumed: the cases dealt to two pairs of processes (first, then
+    resume) that run side by side; case -> (its directory, its error or '')."""
     cases = selected(request, "test_interrupted_and_resumed_in_a_fresh_process_equals_straight", "case")
     dirs = {case: tmp_path_factory.mktemp(case) for case in cases}
-    return two_at_a_time(lambda case: (dirs[case], _interrupt_and_resume(case, dirs[case])), cases)
+    halves = [cases[0::2], cases[1::2]]  # CASES lists the slowest first: alternate, so the halves take alike
+    crashed = two_at_a_time(lambda half: _run("first", half, dirs) or _run("resume", half, dirs),
+                            [tuple(h) for h in halves if h])
+
+    def error(case):
+        written = dirs[case] / "error.txt"
+        return written.read_text() if written.exists() else next(
+            (crash for half, crash in crashed.items() if case in half), "")
+
+    return {case: (dirs[case], error(case)) for case in cases}
 
 
 def _without_times(value):
