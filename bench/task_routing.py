@@ -6,7 +6,7 @@
    replaced by the plain backbone layers; digits CNN (1x8x8) and VGG-11 (3x32x32), batch 64.   target <= 1.10
 2. Task count: one-task training step with 312 binary tasks / with 10 tasks, same backbone.     target <= 1.20
 3. Evaluation: the masked loop over the 10 tasks (every channel computed, then masked) / one all-task pass
-   through the tasks' active channels (eval mode, sigma=0.4 as in the issue, partition).          target >= 3
+   through the tasks' active channels (eval mode, sigma=0.4, partition).                         target >= 3
 4. One-task pruned frozen model (sigma=0.5, partition): parameters and inference time / the full routed model.
 Timings alternate the two sides in rounds and take medians, so a busy machine slows both alike.
 """
@@ -87,7 +87,7 @@ def task_count(backbone: str, shape, steps: int, rounds: int) -> Ratio:
     return Ratio("task_routing", f"one-task step, 312 tasks / 10 tasks, {backbone}", ta / tb, 1.20)
 
 
-SIGMA = 0.4  # the evaluation's sharing ratio: the issue's case (T=10: 0.46 C channels a layer per task)
+SIGMA = 0.4  # the evaluation's sharing ratio (T=10: 0.46 C channels a layer per task)
 
 
 @torch.no_grad()

@@ -81,8 +81,8 @@ class SparseEvaluation:
         return model.heads(features, tasks, self._head_columns(features.device)[index])
 
     def _head_columns(self, device) -> torch.Tensor:
-        """[T, K * P]: the heads' input columns the active features are (a padding channel's point at the last
-        column: its features are zero, so any column's weights give the same sum)."""
+        """[T, K * P]: the heads' input columns of each task's active features (a padding channel's columns are
+        clamped to the last one: its features are zero, so whichever weights they read add nothing)."""
         positions = self.positions[self.last]
         width = self.model.backbone.trunk[self.last].width * positions
         return self._columns(self.last, positions).clamp(max=width - 1).to(device)
