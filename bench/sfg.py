@@ -5,17 +5,20 @@
 - inference of the frozen argmax model over the hard-sharing model of the same widths (both BlockNetworks in
   eval mode); bar <= 1.1;
 
-for T = 2 and T = 10 tasks on the digits CNN (1x8x8) and VGG-11 at 32x32. The SFG allocation starts from
+for T = 2 and T = 10 tasks on the digits CNN (1x8x8) and VGG-11 at 32x32; and, reported without a bar, SFG at a
+CelebA-sized T = 40 on VGG-11: its step over (T + 1) hard-sharing steps and the growth of its peak memory over hard
+sharing's, each model in a fresh process (MANY_TASKS). The SFG allocation starts from
 Dirichlet(1, ..., 1) draws, so the frozen model has kernels in every group (uniform p would put every kernel in
 the shared group). Calls alternate between the two models; a ratio is the median over the SFG calls of the SFG
 time over the mean of the two hard-sharing calls around it (robust to other load on the machine); the times
 printed are each model's fastest call.
 
-    python bench/sfg.py            # about 3-4 minutes on 2 idle cores
-    python bench/sfg.py --quick    # fewer repetitions, the CNN at T = 2 only
+    python bench/sfg.py            # about 7-8 minutes on 2 idle cores (T = 40: about 4)
+    python bench/sfg.py --quick    # fewer repetitions, the CNN at T = 2 only (and T = 4 for T = 40)
 """
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -124,6 +127,53 @@ def where_inference_time_goes(backbone: str, shape, tasks: int, combine: str = "
             profile_markdown(mine, hard, 1, ("frozen SFG", "hard sharing")))
 
 
+MANY_TASKS = ("vgg11", (3, 32, 32), 40)  # a CelebA-sized task count: reported (step time and peak memory), no bar
+
+
+def step_and_memory(method: str, backbone: str, shape, tasks: int, steps: int, device: str) -> dict:
+    """In a fresh process: the median seconds of `steps` training steps (after one) and the growth of peak resident
+    memory from building the trainer through the steps."""
+    from mtlsearch.reproduce.measure import peak_rss, reset_peak_rss
+
+    problem = random_binary_problem(tasks, BATCH, shape)
+    config = {"p_init": "dirichlet"} if method == "sfg" else {}
+    baseline = reset_peak_rss()
+    step = Stepper(bench_trainer(problem, get_strategy(method)(problem, config, seed=0), backbone, device=device))
+    step()
+    times = [seconds(step) for _ in range(steps)]
+    peak = peak_rss()
+    return {"seconds": statistics.median(times),
+            "peak_growth": None if baseline is None or peak is None else max(peak - baseline, 0)}
+
+
+def many_tasks(quick: bool = False, device: str = "cpu", echo=print) -> list[Ratio]:
+    """SFG at MANY_TASKS against hard sharing: step time over (T+1) hard-sharing steps and peak memory, each model
+    in its own fresh process (spawned, so its peak memory is its own)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    backbone, shape, tasks = ("cnn", (1, 8, 8), 4) if quick else MANY_TASKS
+    found = {}
+    for method in ("hard_sharing", "sfg"):
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as fresh:
+            found[method] = fresh.submit(step_and_memory, method, backbone, shape, tasks, 1 if quick else 2,
+                                         device).result()
+    hard, sfg = found["hard_sharing"], found["sfg"]
+    step_ratio = sfg["seconds"] / ((tasks + 1) * hard["seconds"])
+    gib = {k: (v["peak_growth"] or 0) / 2 ** 30 for k, v in found.items()}
+    echo(f"{backbone} T={tasks}: SFG step {sfg['seconds']:.3g} s, hard sharing {hard['seconds']:.3g} s -> "
+         f"{step_ratio:.3f} of (T+1) hard steps; peak memory growth {gib['sfg']:.2f} GiB vs {gib['hard_sharing']:.2f}")
+    rows = [Ratio("sfg", f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}", step_ratio, None,
+                  note=f"{sfg['seconds']:.3g} s against {hard['seconds']:.3g} s a step")]
+    if hard["peak_growth"] and sfg["peak_growth"] is not None:
+        rows.append(Ratio("sfg", f"SFG peak memory / hard sharing's, {backbone} T={tasks}",
+                          sfg["peak_growth"] / hard["peak_growth"], None,
+                          note=f"growth of peak resident memory while building and stepping: {gib['sfg']:.2f} GiB "
+                               f"against {gib['hard_sharing']:.2f} GiB, on a machine of "
+                               f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.0f} GiB"))
+    return rows
+
+
 def measures(backbone: str, tasks: int) -> tuple[str, str]:
     """The names of a case's two measures in BENCH.md: (training step, exported inference)."""
     return (f"SFG step / ((T+1) x hard-sharing step), {backbone} T={tasks}",
@@ -158,7 +208,7 @@ def ratios(quick: bool = False, device: str = "cpu", combine: str = "conv1x1", e
         train, infer = measures(backbone, tasks)
         out += [Ratio("sfg", train, r["train_ratio"], TRAIN_TARGET, explain=explain[train]),
                 Ratio("sfg", infer, r["infer_ratio"], FROZEN_TARGET, explain=explain[infer])]
-    return out
+    return out + many_tasks(quick, device, echo)
 
 
 def main(argv=None) -> int:

@@ -125,6 +125,11 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
+def peak_rss() -> int | None:
+    """This process's peak resident memory in bytes (since the last reset_peak_rss), None where unknown."""
+    return _status_bytes("VmHWM")
+
+
 def reset_peak_rss() -> int | None:
     """Reset the kernel's peak-RSS mark to the current RSS and return that baseline; None where Linux's
     /proc/self/clear_refs is unavailable (then peak growth is not reported rather than guessed)."""
