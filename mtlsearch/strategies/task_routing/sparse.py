@@ -46,6 +46,7 @@ class SparseEvaluation:
             self.active[i] = active_channels(routes[i].masks.cpu()) if i in routes else \
                 torch.arange(spec.width).expand(tasks, -1)
         self.last = len(model.trunk) - 1
+        self.head_columns = self._head_columns()  # None when the last layer keeps every channel for every task
         self._cache = DerivedTensors(model, self._gather)
 
     def run(self, x: torch.Tensor, tasks: list[int]) -> list[torch.Tensor]:
@@ -76,16 +77,20 @@ class SparseEvaluation:
                 h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             h = unit.post(unit.act(h))
         features = h if h.dim() == 3 else h.reshape(len(x), groups, -1).transpose(0, 1)
-        if bool((self.active[self.last] == torch.arange(self.active[self.last].shape[1])).all()):
+        if self.head_columns is None:
             return model.heads(features, tasks)
-        return model.heads(features, tasks, self._head_columns(features.device)[index])
+        return model.heads(features, tasks, self.head_columns.to(features.device)[index])
 
-    def _head_columns(self, device) -> torch.Tensor:
+    def _head_columns(self) -> torch.Tensor | None:
         """[T, K * P]: the heads' input columns of each task's active features (a padding channel's columns are
-        clamped to the last one: its features are zero, so whichever weights they read add nothing)."""
+        clamped to the last one: its features are zero, so whichever weights they read add nothing); None when
+        every task keeps every channel of the last layer."""
+        last = self.active[self.last]
+        if bool((last == torch.arange(last.shape[1])).all()):
+            return None
         positions = self.positions[self.last]
         width = self.model.backbone.trunk[self.last].width * positions
-        return self._columns(self.last, positions).clamp(max=width - 1).to(device)
+        return self._columns(self.last, positions).clamp(max=width - 1)
 
     def _columns(self, unit: int, positions: int) -> torch.Tensor:
         """[T, K * P]: the flattened columns of each task's active channels of `unit` (channel-major)."""
