@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import search, selective_sharing, sfg, structure_export, task_affinity, task_routing
-from bench.common import Ratio, bench_arguments
+from bench.common import Ratio, bench_arguments, memory_gib
 
 BENCHES = {"sfg": sfg.ratios, "task_routing": task_routing.ratios, "selective_sharing": selective_sharing.ratios,
            "structure_export": structure_export.ratios, "task_affinity": task_affinity.ratios,
@@ -43,9 +43,7 @@ def machine(device: str) -> str:
         model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    memory = ""
-    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
-        memory = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.0f} GiB"
+    memory = "" if memory_gib() is None else f", {memory_gib():.0f} GiB"
     gpu = f" ({torch.cuda.get_device_name(0)})" if device.startswith("cuda") and torch.cuda.is_available() else ""
     return (f"{model}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; Python "
             f"{platform.python_version()}, torch {torch.__version__}; device {device}{gpu}")

@@ -7,6 +7,7 @@ which measures the reproduction's step costs the same way.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -51,6 +52,13 @@ def bench_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="torch device (default: cuda when present, else cpu)")
     return parser
+
+
+def memory_gib() -> float | None:
+    """The machine's physical memory in GiB, None where the OS does not say."""
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    return None
 
 
 def seconds(call: Callable[[], object]) -> float:

@@ -18,7 +18,6 @@ printed are each model's fastest call.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -27,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Ratio, bench_arguments, bench_trainer, profile_markdown, profile_step, seconds
+from bench.common import (Ratio, bench_arguments, bench_trainer, memory_gib, profile_markdown, profile_step,
+                          seconds)
 from mtlsearch.reproduce.measure import Stepper, random_binary_problem
 from mtlsearch.strategies import get_strategy
 from mtlsearch.structure.freeze import freeze
@@ -169,8 +169,8 @@ def many_tasks(quick: bool = False, device: str = "cpu", echo=print) -> list[Rat
         rows.append(Ratio("sfg", f"SFG peak memory / hard sharing's, {backbone} T={tasks}",
                           sfg["peak_growth"] / hard["peak_growth"], None,
                           note=f"growth of peak resident memory while building and stepping: {gib['sfg']:.2f} GiB "
-                               f"against {gib['hard_sharing']:.2f} GiB, on a machine of "
-                               f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2 ** 30:.0f} GiB"))
+                               f"against {gib['hard_sharing']:.2f} GiB" +
+                               ("" if memory_gib() is None else f", on a machine of {memory_gib():.0f} GiB")))
     return rows
 
 
