@@ -74,6 +74,7 @@ def test_sfg_layer_runs_as_one_convolution(exports):
         node = step.members[0][0] if isinstance(step, Step) else step[0]
         layers.setdefault(frozen.structure.graph.nodes[node]["layer"], []).append(step)
     assert all(len(layers[layer]) == 1 for layer in (1, 2))
+    assert layers[2][0].inputs == layers[1][0].members  # so layer 2 reads layer 1's output unsplit, as one tensor
 
 
 def test_fused_weights_follow_changes_and_are_never_saved(exports, tmp_path):

@@ -3,8 +3,9 @@
 In eval mode a layer's computations (a block for one input class of tasks) that share an op run as one step:
 "wide", one conv / linear over the union of their inputs with each block's weights placed in its rows and the
 columns it reads (zeros elsewhere: an SFG layer costs what the backbone's layer costs), or "grouped", blocks of
-equal shape on disjoint inputs as one grouped conv (a branch layer per task). A step is chosen when the zeros it
-multiplies cost less than the calls it saves (`CALL_MACS`); the rest run one block per step, as before. Merged
+equal shape on disjoint inputs as one grouped conv (a branch layer per task). A wide step is chosen when the zeros
+it multiplies cost less than the calls it saves (`CALL_MACS`) over the alternative: grouped steps where shapes
+allow, one block per step for the rest. A step reading exactly an earlier step's output uses it unsplit. Merged
 weights are rebuilt when a parameter or statistic changes (their versions are the cache key) and are never
 saved: the state dict, hence the weights file, keeps one entry per block.
 """
@@ -19,9 +20,11 @@ from ..backbones.layers import LayerSpec
 from ..nn import TaskBatchNorm
 from .graph import edge_fan
 
-# One call's fixed cost as multiply-adds per sample (a conv with its norm, activation and pool on a CPU core at
-# batch 64 costs about 100 us however small, the time of ~4M multiply-adds; a linear unit about a quarter).
-CALL_MACS = {"conv": 60_000, "linear": 15_000}
+# One step's fixed cost as multiply-adds per sample: what merging blocks into one wide step may spend on zeros per
+# call it saves. Chosen on this project's frozen SFG models (bench/sfg.py, CPU, batch 64): on the digits CNN at
+# T=2, 60k and 15k left 11 steps and 1.24-1.29x hard sharing's pass, 200k and 50k 6 steps and 0.98-1.03x; VGG-11's
+# plans (32x32 maps, zeros cost far more) were unchanged.
+CALL_MACS = {"conv": 200_000, "linear": 50_000}
 _EPS = 1e-5  # the blocks' norms' eps (BatchNorm's and TaskBatchNorm's default; `fusable` checks)
 SIGNATURE_KEYS = ("type", "kernel", "stride", "padding", "norm", "act", "pool")
 
@@ -96,18 +99,13 @@ class FusedPlan:
         return data["width"] * fan * spec.kernel ** 2 * h * w
 
     def _choose(self, group: list[Value], computations) -> list[Step]:
-        """A wide step if its zeros cost less than the calls it saves; else grouped steps of equal shapes on
-        disjoint inputs; else one step per block."""
+        """One wide step if its zeros cost less than the calls it saves over the alternative: grouped steps of
+        equal shapes on disjoint inputs, and one step for each other block."""
         g = self.network.structure.graph
         op, width = g.nodes[group[0][0]]["op"], g.nodes[group[0][0]]["width"]
         spec = LayerSpec.from_op(op, width)
-        saved = (len(group) - 1) * CALL_MACS[op["type"]]
         union = sorted({s for v in group for s in computations[v][1]}, key=self._position)
         fan_of = {s: f for v in group for s, f in zip(computations[v][1], self._fans(v, computations))}
-        sparse = sum(self._macs(v, sum(self._fans(v, computations)), computations) for v in group)
-        dense = sum(self._macs(v, sum(fan_of[s] for s in union), computations) for v in group)
-        if len(group) == 1 or dense - sparse <= saved:
-            return [self._wide(group, union, fan_of, spec, computations)]
         steps, alone = [], []
         shapes: dict[tuple, list[Value]] = {}
         for v in group:
@@ -118,6 +116,11 @@ class FusedPlan:
                 steps.append(Step(members, sources, True, spec, widths=[g.nodes[v[0]]["width"] for v in members]))
             else:
                 alone += members
+        saved = (len(steps) + len(alone) - 1) * CALL_MACS[op["type"]]
+        sparse = sum(self._macs(v, sum(self._fans(v, computations)), computations) for v in group)
+        dense = sum(self._macs(v, sum(fan_of[s] for s in union), computations) for v in group)
+        if dense - sparse <= saved:
+            return [self._wide(group, union, fan_of, spec, computations)]
         return steps + [self._wide([v], computations[v][1], fan_of, spec, computations) for v in alone]
 
     def _position(self, value: Value) -> tuple:
@@ -137,6 +140,7 @@ class FusedPlan:
         """Every computation's output (slices of its step's output) for input x."""
         net = self.network
         values: dict[Value, torch.Tensor] = {(node, 0): x for node in net.inputs}
+        whole: dict[tuple[Value, ...], torch.Tensor] = {}  # each step's output before it is split into members
         tensors = self.tensors()
         for step, merged in zip(self.steps, tensors):
             if not isinstance(step, Step):
@@ -146,13 +150,17 @@ class FusedPlan:
                 values[step] = block([values[s] for s in sources], getattr(net, columns) if columns else None,
                                      getattr(net, rows) if rows else None)
                 continue
-            y = self._run(step, [values[s] for s in step.inputs], *merged)
+            # a step that reads exactly an earlier step's members, in order, reads its output as it was (no concat)
+            x = whole.get(tuple(step.inputs))
+            y = self._run(step, [values[s] for s in step.inputs] if x is None else [x], *merged)
+            whole[tuple(step.members)] = y
             for value, part in zip(step.members, y.split(step.widths, 1)):
                 values[value] = part
         return values
 
     @staticmethod
     def _run(step: Step, inputs: list[torch.Tensor], weight, bias, mean, var, scale, shift) -> torch.Tensor:
+        """The step's output from its inputs (channels concatenated in order; a linear step flattens each)."""
         spec = step.spec
         groups = len(step.members) if step.grouped else 1
         if spec.type == "conv":
