@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import mtlsearch  # noqa: F401  before torch: it puts torch's large CPU tensors on huge pages, as for the CLI
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -73,6 +73,19 @@ def seconds(call: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def kernel_time(call: Callable[[], object]) -> dict | None:
+    """One call's wall-clock seconds, the system (kernel) CPU seconds in it and the minor page faults it took: memory
+    the allocator gave back to the OS and asked for again. None where the OS does not count them."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = seconds(call)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"seconds": wall, "system": after.ru_stime - before.ru_stime, "faults": after.ru_minflt - before.ru_minflt}
+
+
 def medians_in_turns(calls: list[Callable[[], object]], rounds: int, warmup: int = 0,
                      alternate: bool = True) -> list[float]:
     """Median seconds of each call over `rounds` rounds (after `warmup` untimed ones) in which the calls take

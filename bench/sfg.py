@@ -22,12 +22,13 @@ import statistics
 import sys
 from pathlib import Path
 
+import mtlsearch  # noqa: F401  before torch: it puts torch's large CPU tensors on huge pages, as for the CLI
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (Ratio, bench_arguments, bench_trainer, memory_gib, profile_markdown, profile_step,
-                          seconds)
+from bench.common import (Ratio, bench_arguments, bench_trainer, kernel_time, memory_gib, profile_markdown,
+                          profile_step, seconds)
 from mtlsearch.reproduce.measure import Stepper, random_binary_problem
 from mtlsearch.strategies import get_strategy
 from mtlsearch.structure.freeze import freeze
@@ -76,21 +77,24 @@ def where_time_goes(backbone: str, shape, tasks: int, combine: str = "conv1x1", 
     sfg = get_strategy("sfg")(problem, {"p_init": "dirichlet", "combine": combine}, seed=0)
     hard = profile_step(Stepper(bench_trainer(problem, get_strategy("hard_sharing")(problem, {}, seed=0), backbone,
                                               device=device)))
-    mine = profile_step(Stepper(bench_trainer(problem, sfg, backbone, device=device)))
+    sfg_step = Stepper(bench_trainer(problem, sfg, backbone, device=device))
+    mine = profile_step(sfg_step)
     share = mine["kinds"].get("convolution", 0.0) / mine["total"]
-    stacked = stacked_batch_cost(backbone, shape, tasks, device)
+    stacked, kernel = stacked_batch_cost(backbone, shape, tasks, device, sfg_step)
     return (f"{backbone}, T={tasks}, batch {BATCH}: one SFG and one hard-sharing training step profiled (self CPU "
             f"time, 3 steps after a warm-up). Convolutions are {share:.0%} of SFG's step. The bar allows "
             f"{TRAIN_TARGET:g} x (T+1) x hard sharing's step; per operator kind, a ratio above 1 is where SFG does "
             "more than T+1 copies of hard sharing would. SFG's layers run the T+1 streams as one batch of "
             f"(T+1) x {BATCH} = {(tasks + 1) * BATCH}: hard sharing's own step on a batch that size took "
             f"{stacked:.2f} x its (T+1) steps on batches of {BATCH} (the median of 3 pairs), what the larger "
-            "activations cost before SFG does anything of its own.\n\n" +
+            "activations cost before SFG does anything of its own." + kernel + "\n\n" +
             profile_markdown(mine, hard, tasks + 1, ("SFG", "hard sharing")))
 
 
-def stacked_batch_cost(backbone: str, shape, tasks: int, device: str = "cpu", pairs: int = 3) -> float:
-    """Hard sharing's step on one batch of (T+1) x BATCH over its T+1 steps on batches of BATCH (in turns)."""
+def stacked_batch_cost(backbone: str, shape, tasks: int, device: str = "cpu", sfg_step=None,
+                       pairs: int = 3) -> tuple[float, str]:
+    """Hard sharing's step on one batch of (T+1) x BATCH over its T+1 steps on batches of BATCH (in turns), and a
+    sentence on the kernel's share of one such step and of `sfg_step` (page faults: memory freed and asked again)."""
     small, large = random_binary_problem(tasks, BATCH, shape), random_binary_problem(tasks, BATCH * (tasks + 1), shape)
     one, stacked = (Stepper(bench_trainer(p, get_strategy("hard_sharing")(p, {}, seed=0), backbone, device=device))
                     for p in (small, large))
@@ -99,7 +103,15 @@ def stacked_batch_cost(backbone: str, shape, tasks: int, device: str = "cpu", pa
     for _ in range(pairs):
         separate = seconds(lambda: [one() for _ in range(tasks + 1)])
         ratios.append(seconds(stacked) / separate)
-    return statistics.median(ratios)
+    counts = {"SFG's step": kernel_time(sfg_step) if sfg_step else None,
+              "hard sharing's step on the stacked batch": kernel_time(stacked),
+              f"hard sharing's {tasks + 1} steps on batches of {BATCH}":
+                  kernel_time(lambda: [one() for _ in range(tasks + 1)])}
+    parts = [f"{name}: {c['system']:.2f} s of {c['seconds']:.2f} s in the kernel, {c['faults']:,} page faults"
+             for name, c in counts.items() if c is not None]
+    kernel = (" Time in the operating system's kernel (page faults: the allocator returned large freed blocks to "
+              "the OS and the next step asks for them again): " + "; ".join(parts) + ".") if parts else ""
+    return statistics.median(ratios), kernel
 
 
 def where_inference_time_goes(backbone: str, shape, tasks: int, combine: str = "conv1x1", device: str = "cpu") -> str:
