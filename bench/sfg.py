@@ -18,8 +18,10 @@ printed are each model's fastest call.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mtlsearch  # noqa: F401  before torch: it puts torch's large CPU tensors on huge pages, as for the CLI
@@ -27,8 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (Ratio, bench_arguments, bench_trainer, kernel_time, memory_gib, profile_markdown,
-                          profile_step, seconds)
+from bench.common import (Ratio, bench_arguments, bench_trainer, kernel_time, medians_in_turns, memory_gib,
+                          profile_markdown, profile_step, seconds)
+from mtlsearch.backbones import get_backbone
 from mtlsearch.reproduce.measure import Stepper, random_binary_problem
 from mtlsearch.strategies import get_strategy
 from mtlsearch.structure.freeze import freeze
@@ -81,14 +84,39 @@ def where_time_goes(backbone: str, shape, tasks: int, combine: str = "conv1x1", 
     mine = profile_step(sfg_step)
     share = mine["kinds"].get("convolution", 0.0) / mine["total"]
     stacked, kernel = stacked_batch_cost(backbone, shape, tasks, device, sfg_step)
+    mix = ""
+    if combine == "conv1x1":
+        summed = get_strategy("sfg")(problem, {"p_init": "dirichlet", "combine": "sum"}, seed=0)
+        with_mix, with_sum = medians_in_turns(
+            [sfg_step, Stepper(bench_trainer(problem, summed, backbone, device=device))], rounds=2, warmup=1)
+        mix = (f" The learned stream mix (A_t y_t + B_t y_0 between trunk layers, SFG's default) adds "
+               f"{mix_share(backbone, shape, tasks):.0%} to the grouped layers' forward multiply-adds; SFG's step "
+               f"with the plain sum instead (combine=sum) took {with_sum / with_mix:.2f} of its step with the mix.")
     return (f"{backbone}, T={tasks}, batch {BATCH}: one SFG and one hard-sharing training step profiled (self CPU "
             f"time, 3 steps after a warm-up). Convolutions are {share:.0%} of SFG's step. The bar allows "
             f"{TRAIN_TARGET:g} x (T+1) x hard sharing's step; per operator kind, a ratio above 1 is where SFG does "
             "more than T+1 copies of hard sharing would. SFG's layers run the T+1 streams as one batch of "
             f"(T+1) x {BATCH} = {(tasks + 1) * BATCH}: hard sharing's own step on a batch that size took "
             f"{stacked:.2f} x its (T+1) steps on batches of {BATCH} (the median of 3 pairs), what the larger "
-            "activations cost before SFG does anything of its own." + kernel + "\n\n" +
+            "activations cost before SFG does anything of its own." + kernel + mix + "\n\n" +
             profile_markdown(mine, hard, tasks + 1, ("SFG", "hard sharing")))
+
+
+def mix_share(backbone: str, shape, tasks: int) -> float:
+    """The stream mix's forward multiply-adds per sample (2 C^2 a position for each task, after every trunk layer
+    but the last) over the grouped layers' own (each layer's op on all T+1 streams)."""
+    trunk, layers, mix = get_backbone(backbone, shape).trunk, 0, 0
+    for i, spec in enumerate(trunk):
+        out = spec.out_shape(shape)
+        if spec.type == "conv":
+            positions = math.prod(replace(spec, pool=0).out_shape(shape)[1:])
+            layers += (tasks + 1) * spec.width * shape[0] * spec.kernel ** 2 * positions
+        else:
+            layers += (tasks + 1) * spec.width * math.prod(shape)
+        if i < len(trunk) - 1:
+            mix += tasks * 2 * spec.width ** 2 * math.prod(out[1:])
+        shape = out
+    return mix / layers
 
 
 def stacked_batch_cost(backbone: str, shape, tasks: int, device: str = "cpu", sfg_step=None,
