@@ -75,6 +75,8 @@ def test_sfg_layer_runs_as_one_convolution(exports):
         layers.setdefault(frozen.structure.graph.nodes[node]["layer"], []).append(step)
     assert all(len(layers[layer]) == 1 for layer in (1, 2))
     assert layers[2][0].inputs == layers[1][0].members  # so layer 2 reads layer 1's output unsplit, as one tensor
+    # the tasks' later branch layers read disjoint inputs: one grouped call each, not a wide one multiplying zeros
+    assert any(step.grouped and len(step.members) == 10 for step in frozen.fused.steps if isinstance(step, Step))
 
 
 def test_fused_weights_follow_changes_and_are_never_saved(exports, tmp_path):
@@ -177,10 +179,21 @@ def test_a_bar_not_met_comes_with_its_profile():
     parts = sum(float(kinds[k][1].replace(",", "")) for k in kinds if k != "total")
     assert parts == pytest.approx(float(kinds["total"][1].replace(",", "").strip("*")), abs=0.6)
     assert "aten::" in profile  # the top operators
+    assert "page faults" in profile and "(combine=sum) took" in profile  # the kernel's time, the mix's cost
     missed = Ratio("sfg", "a ratio", 1.5, 1.2, explain=lambda: "PROFILE TEXT")
     met = Ratio("sfg", "another", 1.0, 1.2, explain=lambda: "NOT SHOWN")
     text = markdown([missed, met], "cpu", True, "now", "0", 1.0)
     assert "## Where the time goes: a ratio\n\nPROFILE TEXT" in text and "NOT SHOWN" not in text
+
+
+def test_the_stream_mix_share_of_multiply_adds_by_hand():
+    """The digits CNN (1x8x8: 5x5 convs of 20 and 40 channels, each pooled by 2, then 640 linear units) at T=2."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.sfg import mix_share
+
+    layers = 3 * (20 * 1 * 25 * 8 * 8 + 40 * 20 * 25 * 4 * 4 + 640 * 40 * 2 * 2)  # every layer on the 3 streams
+    mix = 2 * 2 * (20 ** 2 * 4 * 4 + 40 ** 2 * 2 * 2)  # A_t and B_t for 2 tasks, after the two conv layers
+    assert mix_share("cnn", (1, 8, 8), 2) == pytest.approx(mix / layers)
 
 
 def test_profiles_are_added_to_a_written_bench_file_for_its_missed_bars(tmp_path):
