@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import mtlsearch  # noqa: F401  before torch: it puts torch's large CPU tensors on huge pages, as for the CLI
@@ -108,11 +107,7 @@ def mix_share(backbone: str, shape, tasks: int) -> float:
     trunk, layers, mix = get_backbone(backbone, shape).trunk, 0, 0
     for i, spec in enumerate(trunk):
         out = spec.out_shape(shape)
-        if spec.type == "conv":
-            positions = math.prod(replace(spec, pool=0).out_shape(shape)[1:])
-            layers += (tasks + 1) * spec.width * shape[0] * spec.kernel ** 2 * positions
-        else:
-            layers += (tasks + 1) * spec.width * math.prod(shape)
+        layers += (tasks + 1) * spec.multiply_adds(shape)
         if i < len(trunk) - 1:
             mix += tasks * 2 * spec.width ** 2 * math.prod(out[1:])
         shape = out

@@ -13,7 +13,6 @@ Timings alternate the two sides in rounds and take medians, so a busy machine sl
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -118,17 +117,13 @@ def multiply_adds(model) -> tuple[int, int]:
     sparse, tasks = model.sparse, len(model.task_names)
     shape, loop, pruned = tuple(model.backbone.input_shape), 0, 0
     for i, spec in enumerate(model.backbone.trunk):
-        if spec.type == "conv":  # per input channel and output channel: the kernel at every output position
-            per_column = spec.kernel ** 2 * math.prod(replace(spec, pool=0).out_shape(shape)[1:])
-            full = spec.width * shape[0] * per_column
-        else:
-            per_column, full = 1, spec.width * math.prod(shape)
+        full = spec.multiply_adds(shape)
         loop += tasks * full
         if i <= sparse.first:
             pruned += full
-        else:
-            columns = sparse.active[i - 1].shape[1] * (1 if spec.type == "conv" else sparse.positions[i - 1])
-            pruned += tasks * sparse.active[i].shape[1] * columns * per_column
+        else:  # each task's active output channels reading its active input channels
+            narrow = replace(spec, width=sparse.active[i].shape[1])
+            pruned += tasks * narrow.multiply_adds((sparse.active[i - 1].shape[1], *shape[1:]))
         shape = spec.out_shape(shape)
     last = sparse.active[sparse.last]
     read = last.shape[1] * sparse.positions[sparse.last]  # the features the sparse pass's heads read

@@ -52,6 +52,13 @@ class LayerSpec:
             h, w = h // self.pool, w // self.pool
         return (self.width, h, w)
 
+    def multiply_adds(self, in_shape: tuple[int, ...]) -> int:
+        """Multiply-adds per sample of the op: each output unit (before pooling) times the inputs it weighs."""
+        if self.type == "linear":
+            return self.width * math.prod(in_shape)
+        _, h, w = replace(self, pool=0).out_shape(in_shape)
+        return self.width * in_shape[0] * self.kernel ** 2 * h * w
+
     def fan_in(self, in_shape: tuple[int, ...]) -> int:
         """Weight columns per input unit: kernel taps for a conv, flattened positions for a linear layer."""
         if self.type == "conv":

@@ -11,7 +11,7 @@ saved: the state dict, hence the weights file, keeps one entry per block.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch.nn import functional as F
@@ -91,12 +91,9 @@ class FusedPlan:
         """Multiply-adds per sample of `value`'s block reading `fan` columns."""
         g = self.network.structure.graph
         data = g.nodes[value[0]]
-        if data["op"]["type"] == "linear":
-            return data["width"] * fan
         spec = LayerSpec.from_op(data["op"], data["width"])
         source = g.nodes[computations[value][1][0][0]]["shape"]
-        _, h, w = replace(spec, pool=0).out_shape((fan, *source[1:]))
-        return data["width"] * fan * spec.kernel ** 2 * h * w
+        return spec.multiply_adds((fan,) if spec.type == "linear" else (fan, *source[1:]))
 
     def _choose(self, group: list[Value], computations) -> list[Step]:
         """One wide step if its zeros cost less than the calls it saves over the alternative: grouped steps of
@@ -105,11 +102,12 @@ class FusedPlan:
         op, width = g.nodes[group[0][0]]["op"], g.nodes[group[0][0]]["width"]
         spec = LayerSpec.from_op(op, width)
         union = sorted({s for v in group for s in computations[v][1]}, key=self._position)
-        fan_of = {s: f for v in group for s, f in zip(computations[v][1], self._fans(v, computations))}
+        fans = {v: self._fans(v, computations) for v in group}
+        fan_of = {s: f for v in group for s, f in zip(computations[v][1], fans[v])}
         steps, alone = [], []
         shapes: dict[tuple, list[Value]] = {}
         for v in group:
-            shapes.setdefault((g.nodes[v[0]]["width"], tuple(self._fans(v, computations))), []).append(v)
+            shapes.setdefault((g.nodes[v[0]]["width"], tuple(fans[v])), []).append(v)
         for members in shapes.values():
             sources = [s for v in members for s in computations[v][1]]
             if len(members) > 1 and len(set(sources)) == len(sources):
@@ -117,7 +115,7 @@ class FusedPlan:
             else:
                 alone += members
         saved = (len(steps) + len(alone) - 1) * CALL_MACS[op["type"]]
-        sparse = sum(self._macs(v, sum(self._fans(v, computations)), computations) for v in group)
+        sparse = sum(self._macs(v, sum(fans[v]), computations) for v in group)
         dense = sum(self._macs(v, sum(fan_of[s] for s in union), computations) for v in group)
         if dense - sparse <= saved:
             return [self._wide(group, union, fan_of, spec, computations)]
